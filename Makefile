@@ -1,0 +1,46 @@
+# casl — every long run is a target here; `make test` and `make pseudo-labels`
+# work on a fresh clone with only Node.js and npm present.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CASL := node bin/casl.js
+FIXTURES := data/fixtures
+RUNS := runs
+PROFILE ?= full
+ENTITIES ?= 0
+
+.PHONY: help install build test fixtures labeler pseudo-labels warmup finetune eval ca-ssl bench clean
+
+help:
+	@echo "make pseudo-labels   the main job: fixtures, a labeler, pseudo labels of the unlabeled split"
+	@echo "make test            the tap tests (under 10 minutes)"
+	@echo "make fixtures | labeler | warmup | finetune | eval | ca-ssl | bench | build | clean"
+
+# npm ci on first use, and again whenever the lock file changes.
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.installed
+
+# tsc is incremental enough for us: rebuild when any source changes.
+dist/.built: node_modules/.installed tsconfig.json $(shell find src bench -name '*.ts' 2>/dev/null)
+	npx tsc -p tsconfig.json
+	@touch $@
+
+build: dist/.built
+
+test: build
+	npx tap
+
+$(FIXTURES)/.done: build
+	$(CASL) fixtures --out $(FIXTURES) --seed 1
+	@touch $@
+
+fixtures: $(FIXTURES)/.done
+
+bench: build
+	$(CASL) bench all
+
+clean:
+	rm -rf dist $(RUNS) .tap
