@@ -1,0 +1,420 @@
+// COCO masks in COCO's own formats, with pycocotools' exact semantics
+// (maskApi.c of pycocotools 2.0.x, ported algorithm by algorithm): run-length
+// encoding, the compressed `counts` string, polygon rasterisation on the 5×
+// upsampled grid, area, bounding box, union/intersection and IoU with the
+// `iscrowd` rule. The evaluator, the fixtures, CondInst and the viewer share
+// these, so a mask means the same pixels everywhere in casl.
+//
+// Layout: RLE counts are column-major (pixel index = x * h + y), alternating
+// runs of 0s and 1s, starting with a (possibly empty) run of 0s. Binary masks
+// handed to or returned by this module are row-major H×W (index = y * w + x),
+// the layout of decoded images and model outputs.
+
+import type { Rle } from '../records.js';
+
+/** A decoded RLE: `counts` sum to h * w when the mask is well formed. */
+export interface RleMask {
+  h: number;
+  w: number;
+  counts: Uint32Array;
+}
+
+/** COCO box [x, y, w, h]. */
+export type Box = [number, number, number, number];
+
+/** A COCO `segmentation`: polygons, uncompressed RLE or compressed RLE. */
+export type Segmentation = number[][] | Rle;
+
+/** Thrown for a malformed mask; the caller adds where it came from. */
+export class MaskError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MaskError';
+  }
+}
+
+const ZERO_RUN = new Uint32Array(0);
+
+/** Run-length encodes a row-major H×W mask (nonzero = inside), like rleEncode. */
+export function encodeMask(mask: ArrayLike<number>, h: number, w: number): RleMask {
+  if (mask.length !== h * w) throw new MaskError(`mask has ${mask.length} pixels, expected ${h}×${w} = ${h * w}`);
+  const out: number[] = [];
+  let p = 0;
+  let c = 0;
+  for (let x = 0; x < w; x++) {
+    for (let y = 0, i = x; y < h; y++, i += w) {
+      const v = mask[i] ? 1 : 0;
+      if (v !== p) {
+        out.push(c);
+        c = 0;
+        p = v;
+      }
+      c++;
+    }
+  }
+  out.push(c);
+  return { h, w, counts: Uint32Array.from(out) };
+}
+
+/** Decodes to a row-major H×W mask of 0/1 bytes. Throws if the counts overrun h * w. */
+export function decodeMask(rle: RleMask): Uint8Array {
+  const { h, w, counts } = rle;
+  const out = new Uint8Array(h * w);
+  let pos = 0;
+  let v = 0;
+  for (let j = 0; j < counts.length; j++) {
+    const n = counts[j];
+    if (pos + n > h * w) throw new MaskError(`RLE counts cover more than ${h}×${w} pixels`);
+    if (v) {
+      for (let k = pos; k < pos + n; k++) out[(k % h) * w + Math.floor(k / h)] = 1;
+    }
+    pos += n;
+    v ^= 1;
+  }
+  return out;
+}
+
+/** Sum of the counts: h * w for a well-formed RLE. */
+export function rleLength(rle: RleMask): number {
+  let s = 0;
+  for (let j = 0; j < rle.counts.length; j++) s += rle.counts[j];
+  return s;
+}
+
+/**
+ * The compressed `counts` string (rleToString): LEB128-like, 6 bits a char
+ * in ASCII 48..111, each count after the third stored as the difference to
+ * the count two before it.
+ */
+export function rleToString(counts: Uint32Array): string {
+  const chars: number[] = [];
+  for (let i = 0; i < counts.length; i++) {
+    let x = counts[i];
+    if (i > 2) x -= counts[i - 2];
+    let more = true;
+    while (more) {
+      let c = x & 0x1f;
+      // An arithmetic shift on the exact value: counts may exceed int32.
+      x = Math.floor(x / 32);
+      more = c & 0x10 ? x !== -1 : x !== 0;
+      if (more) c |= 0x20;
+      chars.push(c + 48);
+    }
+  }
+  let s = '';
+  for (let i = 0; i < chars.length; i += 8192) s += String.fromCharCode(...chars.slice(i, i + 8192));
+  return s;
+}
+
+/** Parses a compressed `counts` string (rleFrString). */
+export function rleFromString(s: string, h: number, w: number): RleMask {
+  const cnts = new Uint32Array(s.length);
+  let m = 0;
+  let p = 0;
+  while (p < s.length) {
+    let x = 0;
+    let k = 0;
+    let more = 1;
+    while (more) {
+      if (p >= s.length) throw new MaskError(`RLE counts string ends inside a number (at char ${p})`);
+      const c = s.charCodeAt(p) - 48;
+      if (c < 0 || c > 63) {
+        throw new MaskError(`RLE counts string has '${s[p]}' at char ${p}; only ASCII '0'..'o' occur in COCO's format`);
+      }
+      x |= (c & 0x1f) << (5 * k);
+      more = c & 0x20;
+      p++;
+      k++;
+      if (!more && c & 0x10) x |= -1 << (5 * k);
+    }
+    if (m > 2) x += cnts[m - 2];
+    cnts[m++] = x >>> 0;
+  }
+  return { h, w, counts: cnts.slice(0, m) };
+}
+
+/** The JSON form (compressed) of an RLE. */
+export function rleToJson(rle: RleMask): Rle {
+  return { size: [rle.h, rle.w], counts: rleToString(rle.counts) };
+}
+
+/** Reads a JSON RLE, compressed (`counts` string) or uncompressed (`counts` numbers). */
+export function rleFromJson(rle: Rle): RleMask {
+  if (!rle || !Array.isArray(rle.size) || rle.size.length !== 2 || !rle.size.every((v) => Number.isInteger(v) && v >= 0)) {
+    throw new MaskError(`RLE needs "size": [h, w] of non-negative integers, got ${JSON.stringify(rle?.size)}`);
+  }
+  const [h, w] = rle.size;
+  if (typeof rle.counts === 'string') return rleFromString(rle.counts, h, w);
+  if (Array.isArray(rle.counts)) {
+    const counts = new Uint32Array(rle.counts.length);
+    for (let i = 0; i < counts.length; i++) {
+      const v = rle.counts[i];
+      if (!Number.isInteger(v) || v < 0) throw new MaskError(`uncompressed RLE count ${i} is ${JSON.stringify(v)}, not a non-negative integer`);
+      counts[i] = v;
+    }
+    return { h, w, counts };
+  }
+  throw new MaskError('RLE "counts" must be a string (compressed) or an array of integers (uncompressed)');
+}
+
+/**
+ * Rasterises one polygon [x0, y0, x1, y1, ...] exactly like rleFrPoly: the
+ * boundary is walked on a 5× upsampled grid, and only the crossings of pixel
+ * column centres are kept, rounded the way the C code rounds them.
+ */
+export function rleFromPolygon(xy: ArrayLike<number>, h: number, w: number): RleMask {
+  const scale = 5;
+  let k = Math.floor(xy.length / 2);
+  const x = new Int32Array(k + 1);
+  const y = new Int32Array(k + 1);
+  // C's (int) cast truncates toward zero.
+  for (let j = 0; j < k; j++) x[j] = Math.trunc(scale * xy[j * 2] + 0.5);
+  for (let j = 0; j < k; j++) y[j] = Math.trunc(scale * xy[j * 2 + 1] + 0.5);
+  x[k] = x[0];
+  y[k] = y[0];
+  let m = 0;
+  for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
+  const u = new Int32Array(m);
+  const v = new Int32Array(m);
+  m = 0;
+  for (let j = 0; j < k; j++) {
+    let xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
+    const dx = Math.abs(xe - xs), dy = Math.abs(ys - ye);
+    const flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
+    if (flip) {
+      let t = xs; xs = xe; xe = t;
+      t = ys; ys = ye; ye = t;
+    }
+    const s = dx >= dy ? (ye - ys) / dx : (xe - xs) / dy;
+    if (dx >= dy) {
+      for (let d = 0; d <= dx; d++) {
+        const t = flip ? dx - d : d;
+        u[m] = t + xs;
+        v[m] = Math.trunc(ys + s * t + 0.5);
+        m++;
+      }
+    } else {
+      for (let d = 0; d <= dy; d++) {
+        const t = flip ? dy - d : d;
+        v[m] = t + ys;
+        u[m] = Math.trunc(xs + s * t + 0.5);
+        m++;
+      }
+    }
+  }
+  // Points where the boundary crosses a column centre, back on the pixel grid.
+  k = m;
+  m = 0;
+  const a = new Uint32Array(k + 1);
+  for (let j = 1; j < k; j++) {
+    if (u[j] === u[j - 1]) continue;
+    let xd = u[j] < u[j - 1] ? u[j] : u[j] - 1;
+    xd = (xd + 0.5) / scale - 0.5;
+    if (Math.floor(xd) !== xd || xd < 0 || xd > w - 1) continue;
+    let yd = v[j] < v[j - 1] ? v[j] : v[j - 1];
+    yd = (yd + 0.5) / scale - 0.5;
+    if (yd < 0) yd = 0;
+    else if (yd > h) yd = h;
+    yd = Math.ceil(yd);
+    a[m++] = (xd * h + yd) >>> 0;
+  }
+  a[m++] = (h * w) >>> 0;
+  const sorted = a.subarray(0, m).sort();
+  let p = 0;
+  for (let j = 0; j < m; j++) {
+    const t = sorted[j];
+    sorted[j] -= p;
+    p = t;
+  }
+  // Zero gaps merge their neighbours: two crossings at one pixel cancel.
+  const b = new Uint32Array(m);
+  let n = 0;
+  let j = 0;
+  b[n++] = sorted[j++];
+  while (j < m) {
+    if (sorted[j] > 0) b[n++] = sorted[j++];
+    else {
+      j++;
+      if (j < m) b[n - 1] += sorted[j++];
+    }
+  }
+  return { h, w, counts: b.slice(0, n) };
+}
+
+/** A box [x, y, w, h] as a mask (rleFrBbox: its four corners as a polygon). */
+export function rleFromBox(box: ArrayLike<number>, h: number, w: number): RleMask {
+  const xs = box[0], xe = xs + box[2], ys = box[1], ye = ys + box[3];
+  return rleFromPolygon([xs, ys, xs, ye, xe, ye, xe, ys], h, w);
+}
+
+/** Union (or intersection) of RLEs of one size (rleMerge); sizes that differ give an empty 0×0 RLE, as in C. */
+export function rleMerge(rles: RleMask[], intersect = false): RleMask {
+  if (rles.length === 0) return { h: 0, w: 0, counts: ZERO_RUN };
+  let { h, w } = rles[0];
+  if (rles.length === 1) return { h, w, counts: rles[0].counts.slice() };
+  let cnts = rles[0].counts.slice();
+  for (let i = 1; i < rles.length; i++) {
+    const B = rles[i];
+    if (B.h !== h || B.w !== w) return { h: 0, w: 0, counts: ZERO_RUN };
+    const A = cnts;
+    const out: number[] = [];
+    let ca = A[0], cb = B.counts[0];
+    let v = 0, va = 0, vb = 0, a = 1, b = 1, cc = 0, ct = 1;
+    while (ct > 0) {
+      const c = Math.min(ca, cb);
+      cc += c;
+      ct = 0;
+      ca -= c;
+      if (!ca && a < A.length) { ca = A[a++]; va ^= 1; }
+      ct += ca;
+      cb -= c;
+      if (!cb && b < B.counts.length) { cb = B.counts[b++]; vb ^= 1; }
+      ct += cb;
+      const vp = v;
+      v = intersect ? va & vb : va | vb;
+      if (v !== vp || ct === 0) {
+        out.push(cc);
+        cc = 0;
+      }
+    }
+    cnts = Uint32Array.from(out);
+  }
+  return { h, w, counts: cnts };
+}
+
+/** Number of pixels inside (rleArea). */
+export function rleArea(rle: RleMask): number {
+  let a = 0;
+  for (let j = 1; j < rle.counts.length; j += 2) a += rle.counts[j];
+  return a >>> 0;
+}
+
+/**
+ * Tight box [x, y, w, h] of a mask (rleToBbox of pycocotools 2.0.x): a run
+ * that wraps from one column to the next spans the whole height.
+ */
+export function rleToBbox(rle: RleMask): Box {
+  const { h, w, counts } = rle;
+  const m = Math.floor(counts.length / 2) * 2;
+  if (m === 0) return [0, 0, 0, 0];
+  let xs = w, ys = h, xe = 0, ye = 0, cc = 0;
+  for (let j = 0; j < m; j++) {
+    const start = cc;
+    cc += counts[j];
+    if (j % 2 === 0 || counts[j] === 0) continue;
+    const yStart = start % h, xStart = (start - yStart) / h;
+    const yEnd = (cc - 1) % h, xEnd = (cc - 1 - yEnd) / h;
+    xs = Math.min(xs, xStart);
+    xe = Math.max(xe, xEnd);
+    if (xStart < xEnd) {
+      ys = 0;
+      ye = h - 1;
+    } else {
+      ys = Math.min(ys, yStart);
+      ye = Math.max(ye, yEnd);
+    }
+  }
+  // uint arithmetic in C: an all-background RLE with runs wraps around.
+  return [xs, ys, (xe - xs + 1) >>> 0, (ye - ys + 1) >>> 0];
+}
+
+/**
+ * The mask of a COCO `segmentation` on an h×w image (COCO.annToRLE):
+ * polygons are rasterised and merged, uncompressed RLE is taken as is,
+ * compressed RLE is parsed. h, w are the image's; RLEs carry their own size.
+ */
+export function segmentationToRle(segm: Segmentation, h: number, w: number): RleMask {
+  if (Array.isArray(segm)) {
+    const parts = segm.map((poly, i) => {
+      if (!Array.isArray(poly) || !poly.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+        throw new MaskError(`polygon ${i} is not an array of finite numbers`);
+      }
+      return rleFromPolygon(poly, h, w);
+    });
+    return parts.length === 0 ? { h, w, counts: Uint32Array.of(h * w) } : rleMerge(parts);
+  }
+  if (segm && typeof segm === 'object') return rleFromJson(segm);
+  throw new MaskError('segmentation must be a list of polygons or an RLE object {size, counts}');
+}
+
+/**
+ * IoU of boxes [x, y, w, h] (bbIou): no +1, and for a crowd box the union is
+ * the detection's own area. Writes o[d * nG + g] for dt d, gt g.
+ */
+export function boxIou(dt: Float64Array, gt: Float64Array, iscrowd: Uint8Array, o: Float64Array): Float64Array {
+  const nD = dt.length >> 2, nG = gt.length >> 2;
+  for (let g = 0; g < nG; g++) {
+    const gx = gt[g * 4], gy = gt[g * 4 + 1], gw = gt[g * 4 + 2], gh = gt[g * 4 + 3];
+    const ga = gw * gh;
+    const crowd = iscrowd[g] !== 0;
+    for (let d = 0; d < nD; d++) {
+      const dx = dt[d * 4], dy = dt[d * 4 + 1], dw = dt[d * 4 + 2], dh = dt[d * 4 + 3];
+      const da = dw * dh;
+      let val = 0;
+      const iw = Math.min(dw + dx, gw + gx) - Math.max(dx, gx);
+      if (iw > 0) {
+        const ih = Math.min(dh + dy, gh + gy) - Math.max(dy, gy);
+        if (ih > 0) {
+          const i = iw * ih;
+          val = i / (crowd ? da : da + ga - i);
+        }
+      }
+      o[d * nG + g] = val;
+    }
+  }
+  return o;
+}
+
+/** Intersection and union pixel counts of two same-size RLEs, one pass over their runs. */
+function intersectUnion(a: Uint32Array, b: Uint32Array): [number, number] {
+  let ca = a[0], cb = b[0];
+  let va = 0, vb = 0, ia = 1, ib = 1, inter = 0, uni = 0, ct = 1;
+  const ka = a.length, kb = b.length;
+  while (ct > 0) {
+    const c = ca < cb ? ca : cb;
+    if (va || vb) {
+      uni += c;
+      if (va && vb) inter += c;
+    }
+    ct = 0;
+    ca -= c;
+    if (!ca && ia < ka) { ca = a[ia++]; va ^= 1; }
+    ct += ca;
+    cb -= c;
+    if (!cb && ib < kb) { cb = b[ib++]; vb ^= 1; }
+    ct += cb;
+  }
+  return [inter, uni];
+}
+
+/** Boxes of RLEs packed [x, y, w, h] per mask, for `rleIou`'s box prefilter. */
+export function rleBoxes(rles: RleMask[]): Float64Array {
+  const out = new Float64Array(rles.length * 4);
+  rles.forEach((r, i) => out.set(rleToBbox(r), i * 4));
+  return out;
+}
+
+/**
+ * IoU of masks (rleIou): pairs whose boxes do not overlap are 0 without
+ * walking runs, pairs of different sizes are -1, and for crowd ground truth
+ * the union is the detection's area. Writes o[d * nG + g]. Boxes are the
+ * masks' `rleBoxes`, passed in so callers can compute them once.
+ */
+export function maskIou(
+  dt: RleMask[], dtBoxes: Float64Array, gt: RleMask[], gtBoxes: Float64Array, iscrowd: Uint8Array, o: Float64Array,
+): Float64Array {
+  boxIou(dtBoxes, gtBoxes, iscrowd, o);
+  const nG = gt.length;
+  for (let d = 0; d < dt.length; d++) {
+    for (let g = 0; g < nG; g++) {
+      if (!(o[d * nG + g] > 0)) continue;
+      if (dt[d].h !== gt[g].h || dt[d].w !== gt[g].w) {
+        o[d * nG + g] = -1;
+        continue;
+      }
+      const [i, u] = intersectUnion(dt[d].counts, gt[g].counts);
+      o[d * nG + g] = i === 0 ? 0 : i / (iscrowd[g] ? rleArea(dt[d]) : u);
+    }
+  }
+  return o;
+}
