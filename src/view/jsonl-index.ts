@@ -1,0 +1,233 @@
+// One streaming pass over a prediction / pseudo-label JSONL that keeps, per
+// line, only where it is (byte offset and length) and its scores, so the
+// viewer can count survivors at any δ and read any page back with positioned
+// reads without ever holding the file. 100,000 records with 20 instances
+// each cost about 20 MB here (scores as float64, so `score > δ` is decided on
+// exactly the number the JSONL holds, as `casl filter` decides it).
+import { createReadStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import type { PredictionRecord } from '../records.js';
+import { isErrorRecord } from '../records.js';
+import { type GroundTruth, matchToGroundTruth } from './ground-truth.js';
+import { lexicalRefusal } from './safe-path.js';
+
+export const Kind = {
+  Prediction: 0,
+  /** An error record carried in the JSONL (`{"error", "stage"}`). */
+  ErrorRecord: 1,
+  /** A line that is not JSON or not a prediction record. */
+  Invalid: 2,
+} as const;
+
+/** Why a parsed line is not a prediction record, or null when it is one. */
+export function invalidReason(x: unknown): string | null {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return 'not a JSON object';
+  const r = x as Record<string, unknown>;
+  if (typeof r.file_name !== 'string') return "missing string key 'file_name'";
+  if (!Array.isArray(r.instances)) return "missing array key 'instances'";
+  for (let j = 0; j < r.instances.length; j++) {
+    const inst = r.instances[j] as Record<string, unknown> | null;
+    if (typeof inst !== 'object' || inst === null) return `instances[${j}] is not an object`;
+    if (typeof inst.score !== 'number' || !Number.isFinite(inst.score)) return `instances[${j}].score is not a finite number`;
+    const b = inst.bbox;
+    if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+      return `instances[${j}].bbox is not [x, y, w, h] of finite numbers`;
+    }
+  }
+  return null;
+}
+
+/** A typed array that doubles when full: the index never knows its length in advance. */
+class Growable<T extends Float64Array | Uint32Array | Uint8Array> {
+  length = 0;
+  constructor(private data: T, private readonly make: (n: number) => T) {}
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = this.make(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+  /** The filled part, trimmed so the spare capacity is freed. */
+  done(): T {
+    return this.data.slice(0, this.length) as T;
+  }
+}
+
+const f64 = (n: number) => new Growable(new Float64Array(n), (m) => new Float64Array(m));
+const u32 = (n: number) => new Growable(new Uint32Array(n), (m) => new Uint32Array(m));
+
+export interface Counts {
+  delta: number;
+  /** Prediction records (images) in the file. */
+  images: number;
+  /** Images with at least one instance scoring > δ. */
+  imagesKept: number;
+  imagesDropped: number;
+  instances: number;
+  instancesKept: number;
+  /** Lines that are error records or not prediction records. */
+  errors: number;
+}
+
+export class JsonlIndex {
+  private constructor(
+    readonly file: string,
+    readonly bytes: number,
+    /** Byte offset of each record's line. */
+    readonly offsets: Float64Array,
+    /** Byte length of each record's line, without the '\n'. */
+    readonly lengths: Uint32Array,
+    /** 1-based line number of each record (blank lines are skipped). */
+    readonly lines: Uint32Array,
+    readonly kinds: Uint8Array,
+    /** 1 where a prediction's file_name is refused before any disk access (absolute, '..'). */
+    readonly refused: Uint8Array,
+    /** Record i's scores are scores[scoreStart[i] .. scoreStart[i+1]), sorted descending. */
+    readonly scoreStart: Uint32Array,
+    readonly scores: Float64Array,
+    /** Per record, the score of the prediction each non-crowd GT box was matched to (−∞ when none), sorted descending; empty without --gt. */
+    readonly gtStart: Uint32Array,
+    readonly gtMatch: Float64Array,
+  ) {}
+
+  get count(): number {
+    return this.kinds.length;
+  }
+
+  /**
+   * Indexes `file` in one pass. `gt`, when given, is matched record by record
+   * (IoU ≥ 0.5, class-agnostic) so recall at any δ is a count, not a re-read.
+   */
+  static async build(file: string, gt?: GroundTruth, onProgress?: (records: number, bytes: number) => void): Promise<JsonlIndex> {
+    const offsets = f64(1024);
+    const lengths = u32(1024);
+    const lines = u32(1024);
+    const kinds = new Growable(new Uint8Array(1024), (m) => new Uint8Array(m));
+    const refused = new Growable(new Uint8Array(1024), (m) => new Uint8Array(m));
+    const scoreStart = u32(1024);
+    const scores = f64(4096);
+    const gtStart = u32(1024);
+    const gtMatch = f64(gt ? 4096 : 1);
+    let lineNo = 0;
+    let pos = 0;
+    // Bytes of a line split across chunks; lines are cut on bytes, not
+    // characters, so offsets stay right whatever the UTF-8 in file names.
+    let carry: Buffer[] = [];
+    let carryStart = 0;
+
+    const addLine = (buf: Buffer, start: number) => {
+      lineNo += 1;
+      const text = buf.toString('utf8');
+      if (text.trim() === '') return;
+      offsets.push(start);
+      lengths.push(buf.length);
+      lines.push(lineNo);
+      scoreStart.push(scores.length);
+      gtStart.push(gtMatch.length);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      if (parsed === undefined || isErrorRecord(parsed) || invalidReason(parsed) !== null) {
+        kinds.push(parsed !== undefined && isErrorRecord(parsed) ? Kind.ErrorRecord : Kind.Invalid);
+        refused.push(0);
+        return;
+      }
+      kinds.push(Kind.Prediction);
+      const rec = parsed as PredictionRecord;
+      refused.push(lexicalRefusal(rec.file_name) === null ? 0 : 1);
+      const s = rec.instances.map((inst) => inst.score).sort((a, b) => b - a);
+      for (const v of s) scores.push(v);
+      if (gt) for (const v of matchToGroundTruth(rec, gt).sort((a, b) => b - a)) gtMatch.push(v);
+    };
+
+    const stream = createReadStream(file, { highWaterMark: 1 << 20 });
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      let from = 0;
+      for (let nl = chunk.indexOf(10, from); nl >= 0; nl = chunk.indexOf(10, from)) {
+        const piece = chunk.subarray(from, nl);
+        if (carry.length > 0) {
+          carry.push(piece);
+          addLine(Buffer.concat(carry), carryStart);
+          carry = [];
+        } else {
+          addLine(piece, pos + from);
+        }
+        from = nl + 1;
+      }
+      if (from < chunk.length) {
+        if (carry.length === 0) carryStart = pos + from;
+        carry.push(chunk.subarray(from));
+      }
+      pos += chunk.length;
+      onProgress?.(kinds.length, pos);
+    }
+    if (carry.length > 0) addLine(Buffer.concat(carry), carryStart);
+    scoreStart.push(scores.length);
+    gtStart.push(gtMatch.length);
+    return new JsonlIndex(file, pos, offsets.done(), lengths.done(), lines.done(), kinds.done(), refused.done(), scoreStart.done(),
+      scores.done(), gtStart.done(), gt ? gtMatch.done() : new Float64Array(0));
+  }
+
+  /** How many of record i's instances score strictly above δ. */
+  keptAt(i: number, delta: number): number {
+    return countAbove(this.scores, this.scoreStart[i], this.scoreStart[i + 1], delta);
+  }
+
+  instanceCount(i: number): number {
+    return this.scoreStart[i + 1] - this.scoreStart[i];
+  }
+
+  /** Non-crowd ground-truth boxes of record i (0 without --gt or without a GT image). */
+  gtCount(i: number): number {
+    return this.gtStart[i + 1] - this.gtStart[i];
+  }
+
+  /** Fraction of record i's GT boxes matched by a prediction scoring > δ; null when it has no GT box. */
+  recallAt(i: number, delta: number): number | null {
+    const n = this.gtCount(i);
+    if (n === 0) return null;
+    return countAbove(this.gtMatch, this.gtStart[i], this.gtStart[i + 1], delta) / n;
+  }
+
+  /** The δ filter's counts (score > δ; an image with no survivor is dropped), from the index alone. */
+  counts(delta: number): Counts {
+    let images = 0;
+    let imagesKept = 0;
+    let errors = 0;
+    let instancesKept = 0;
+    for (let i = 0; i < this.count; i++) {
+      if (this.kinds[i] !== Kind.Prediction) {
+        errors += 1;
+        continue;
+      }
+      images += 1;
+      const k = this.keptAt(i, delta);
+      instancesKept += k;
+      if (k > 0) imagesKept += 1;
+    }
+    return { delta, images, imagesKept, imagesDropped: images - imagesKept, instances: this.scores.length, instancesKept, errors };
+  }
+
+  /** Reads record i's line back (one positioned read). */
+  async readLine(fh: FileHandle, i: number): Promise<string> {
+    const buf = Buffer.alloc(this.lengths[i]);
+    await fh.read(buf, 0, buf.length, this.offsets[i]);
+    return buf.toString('utf8');
+  }
+}
+
+/** Number of values above `delta` in arr[lo..hi), which is sorted descending. */
+function countAbove(arr: Float64Array, lo: number, hi: number, delta: number): number {
+  const start = lo;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (arr[mid] > delta) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - start;
+}

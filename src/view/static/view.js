@@ -1,0 +1,349 @@
+// casl view, the page: a paged grid of images with their instances drawn on
+// canvases over the thumbnails, a δ slider that redraws at once (the page's
+// instances are here; the counts over the whole file come from the server's
+// index), filters, and an image view listing every instance's score.
+// State lives in the URL hash (#delta=0.5&filter=all&page=0), so a view can
+// be reloaded or shared.
+import { decodeRle } from './rle.js';
+
+const $ = (id) => document.getElementById(id);
+const state = { delta: 0.5, filter: 'all', page: 0, pages: 1, items: [], info: null, detail: -1 };
+const masks = new WeakMap();
+let countsAbort = null;
+let pageAbort = null;
+let reloadTimer = 0;
+
+const PALETTE = ['#ff3b30', '#34c759', '#0a84ff', '#ffd60a', '#bf5af2', '#ff9f0a', '#64d2ff', '#ff375f', '#30d158', '#5e5ce6'];
+const colorOf = (j) => PALETTE[j % PALETTE.length];
+const fmtScore = (s) => s.toFixed(3);
+
+function readHash() {
+  const h = new URLSearchParams(location.hash.slice(1));
+  const d = Number(h.get('delta'));
+  if (h.has('delta') && Number.isFinite(d)) state.delta = d;
+  if (h.get('filter')) state.filter = h.get('filter');
+  const p = Number(h.get('page'));
+  if (Number.isInteger(p) && p >= 0) state.page = p;
+}
+
+function writeHash() {
+  history.replaceState(null, '', `#delta=${state.delta}&filter=${state.filter}&page=${state.page}`);
+}
+
+async function getJson(url, signal) {
+  const res = await fetch(url, { signal });
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.error || `${res.status} ${url}`);
+  return body;
+}
+
+async function loadCounts() {
+  countsAbort?.abort();
+  countsAbort = new AbortController();
+  const delta = state.delta;
+  try {
+    const c = await getJson(`/api/counts?delta=${delta}`, countsAbort.signal);
+    $('count-instances-kept').textContent = c.instancesKept;
+    $('count-instances').textContent = c.instances;
+    $('count-images-kept').textContent = c.imagesKept;
+    $('count-images').textContent = c.images;
+    $('count-dropped').textContent = c.imagesDropped;
+    $('count-errors').textContent = c.errors;
+    // Lets a reader (and the tests) know which δ the numbers are for.
+    $('counts').dataset.delta = String(c.delta);
+  } catch (e) {
+    if (e.name !== 'AbortError') $('counts').textContent = `counts failed: ${e.message}`;
+  }
+}
+
+async function loadPage() {
+  pageAbort?.abort();
+  pageAbort = new AbortController();
+  const q = `delta=${state.delta}&filter=${state.filter}&page=${state.page}`;
+  try {
+    const p = await getJson(`/api/page?${q}`, pageAbort.signal);
+    state.items = p.items;
+    state.page = p.page;
+    state.pages = p.pages;
+    $('page-label').textContent = `page ${p.page + 1} / ${p.pages} · ${p.total} in this view`;
+    $('prev').disabled = p.page === 0;
+    $('next').disabled = p.page >= p.pages - 1;
+    renderGrid();
+    writeHash();
+  } catch (e) {
+    if (e.name !== 'AbortError') $('grid').textContent = `loading the page failed: ${e.message}`;
+  }
+}
+
+function renderGrid() {
+  const grid = $('grid');
+  grid.replaceChildren();
+  for (const item of state.items) {
+    const tile = document.createElement('figure');
+    tile.className = 'tile';
+    tile.dataset.index = item.index;
+    const caption = document.createElement('figcaption');
+    caption.className = 'caption';
+    if (item.error) {
+      tile.classList.add('error');
+      const msg = document.createElement('div');
+      msg.className = 'message';
+      msg.textContent = item.error;
+      tile.append(msg);
+      caption.textContent = `line ${item.line}${item.file_name ? ` · ${item.file_name}` : ''}`;
+      tile.append(caption);
+      grid.append(tile);
+      continue;
+    }
+    const stage = document.createElement('div');
+    stage.className = 'stage';
+    const img = document.createElement('img');
+    img.alt = item.file_name;
+    img.decoding = 'async';
+    const canvas = document.createElement('canvas');
+    img.addEventListener('load', () => {
+      tile.dataset.loaded = '1';
+      drawTile(tile, item);
+    });
+    img.addEventListener('error', () => {
+      tile.classList.add('error');
+      caption.textContent = `cannot load image: ${item.file_name}`;
+    });
+    img.src = item.thumb;
+    stage.append(img, canvas);
+    caption.title = item.file_name;
+    tile.append(stage, caption);
+    tile.addEventListener('click', () => openDetail(state.items.indexOf(item)));
+    grid.append(tile);
+    updateCaption(tile, item);
+  }
+}
+
+/** Instances above δ, for this item. */
+const keptCount = (item) => item.instances.filter((i) => i.score > state.delta).length;
+
+function updateCaption(tile, item) {
+  const kept = keptCount(item);
+  tile.classList.toggle('dropped', kept === 0);
+  tile.dataset.kept = kept;
+  const caption = tile.querySelector('.caption');
+  const recall = item.gtMatch ? ` · recall ${(100 * recallAt(item)).toFixed(0)}%` : '';
+  caption.innerHTML = '';
+  const b = document.createElement('b');
+  b.textContent = `${kept}/${item.instances.length}`;
+  caption.append(b, ` · ${item.file_name}${recall}`);
+}
+
+// The server sends, per GT box, the score of the prediction matched to it
+// (IoU ≥ 0.5, greedy by score), so recall at any δ is a count made here.
+const recallAt = (item) => item.gtMatch.filter((s) => s !== null && s > state.delta).length / item.gtMatch.length;
+
+/** An instance's mask as a canvas of its own size, made once. */
+function maskCanvas(inst, color) {
+  let c = masks.get(inst);
+  if (c) return c;
+  const m = decodeRle(inst.segmentation);
+  c = document.createElement('canvas');
+  c.width = m.width;
+  c.height = m.height;
+  const ctx = c.getContext('2d');
+  const im = ctx.createImageData(m.width, m.height);
+  const r = parseInt(color.slice(1, 3), 16);
+  const g = parseInt(color.slice(3, 5), 16);
+  const bl = parseInt(color.slice(5, 7), 16);
+  for (let p = 0; p < m.data.length; p++) {
+    if (!m.data[p]) continue;
+    im.data[4 * p] = r;
+    im.data[4 * p + 1] = g;
+    im.data[4 * p + 2] = bl;
+    im.data[4 * p + 3] = 255;
+  }
+  ctx.putImageData(im, 0, 0);
+  masks.set(inst, c);
+  return c;
+}
+
+/**
+ * Draws `item`'s instances on `canvas`, sized to `img` as displayed. Boxes
+ * scoring > δ are solid, the rest dashed grey when asked for; GT dashed white.
+ */
+function drawInstances(canvas, img, item, highlight = -1) {
+  const w = img.clientWidth;
+  const h = img.clientHeight;
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${h}px`;
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  const sx = w / item.width;
+  const sy = h / item.height;
+  const showBelow = $('show-below').checked;
+  if ($('show-gt').checked && item.gt) {
+    ctx.setLineDash([4, 3]);
+    ctx.strokeStyle = '#ffffff';
+    ctx.lineWidth = 1;
+    for (const [x, y, bw, bh] of item.gt) ctx.strokeRect(x * sx, y * sy, bw * sx, bh * sy);
+  }
+  item.instances.forEach((inst, j) => {
+    const kept = inst.score > state.delta;
+    if (!kept && !showBelow && j !== highlight) return;
+    const color = kept ? colorOf(j) : '#8e8e93';
+    if (kept && inst.segmentation && $('show-masks').checked) {
+      ctx.globalAlpha = j === highlight ? 0.6 : 0.4;
+      try {
+        ctx.drawImage(maskCanvas(inst, color), 0, 0, w, h);
+      } catch (e) {
+        console.warn(`mask of instance ${j} of ${item.file_name}: ${e.message}`);
+      }
+      ctx.globalAlpha = 1;
+    }
+    ctx.setLineDash(kept ? [] : [3, 3]);
+    ctx.strokeStyle = color;
+    ctx.lineWidth = j === highlight ? 3 : 2;
+    const [x, y, bw, bh] = inst.bbox;
+    ctx.strokeRect(x * sx, y * sy, bw * sx, bh * sy);
+  });
+  ctx.setLineDash([]);
+}
+
+function drawTile(tile, item) {
+  const img = tile.querySelector('img');
+  if (!img || !img.complete || !img.naturalWidth) return;
+  drawInstances(tile.querySelector('canvas'), img, item);
+  updateCaption(tile, item);
+}
+
+function redrawAll() {
+  for (const tile of $('grid').children) {
+    const item = state.items.find((it) => String(it.index) === tile.dataset.index);
+    if (item && !item.error) drawTile(tile, item);
+  }
+  if (state.detail >= 0) renderDetail();
+}
+
+function setDelta(d, { immediate = false } = {}) {
+  if (!Number.isFinite(d)) return;
+  state.delta = d;
+  $('delta').value = String(d);
+  if (document.activeElement !== $('delta-number')) $('delta-number').value = String(d);
+  redrawAll();
+  loadCounts();
+  // The order of these filters depends on δ: fetch the page again once the slider rests.
+  if (state.filter !== 'all' && state.filter !== 'errors') {
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(loadPage, immediate ? 0 : 250);
+  } else {
+    writeHash();
+  }
+}
+
+// ---- the image view
+
+async function openDetail(k) {
+  if (k < 0 || k >= state.items.length) return;
+  const item = state.items[k];
+  if (item.error) return;
+  state.detail = k;
+  $('detail').hidden = false;
+  $('detail-title').textContent = `${item.file_name} · image_id ${item.image_id ?? '—'} · line ${item.line}`;
+  const img = $('detail-img');
+  img.onload = () => drawDetail(-1);
+  img.src = item.thumb.replace('/thumb/', '/image/');
+  renderDetail();
+}
+
+function drawDetail(highlight) {
+  const item = state.items[state.detail];
+  const img = $('detail-img');
+  if (item && img.complete && img.naturalWidth) drawInstances($('detail-canvas'), img, item, highlight);
+}
+
+/** The image view's summary and its table of every instance, by descending score. */
+function renderDetail() {
+  const item = state.items[state.detail];
+  if (!item) return;
+  drawDetail(-1);
+  const kept = keptCount(item);
+  const gt = item.gtMatch ? ` · ${item.gtMatch.length} GT boxes, recall at δ ${(100 * recallAt(item)).toFixed(0)}%` : '';
+  $('detail-summary').textContent = `${kept} of ${item.instances.length} instances score > δ = ${state.delta}${gt}`;
+  const body = $('detail-table').tBodies[0];
+  body.replaceChildren();
+  const order = item.instances.map((_, j) => j).sort((a, b) => item.instances[b].score - item.instances[a].score);
+  for (const j of order) {
+    const inst = item.instances[j];
+    const tr = document.createElement('tr');
+    if (!(inst.score > state.delta)) tr.className = 'below';
+    const cells = [String(j), fmtScore(inst.score), inst.score > state.delta ? '✓' : '', String(inst.category_id ?? ''),
+      inst.bbox.map((v) => v.toFixed(1)).join(', '), inst.segmentation ? 'RLE' : ''];
+    for (const c of cells) {
+      const td = document.createElement('td');
+      td.textContent = c;
+      tr.append(td);
+    }
+    tr.firstChild.style.color = colorOf(j);
+    tr.addEventListener('mouseenter', () => {
+      tr.classList.add('hot');
+      drawDetail(j);
+    });
+    tr.addEventListener('mouseleave', () => {
+      tr.classList.remove('hot');
+      drawDetail(-1);
+    });
+    body.append(tr);
+  }
+}
+
+function closeDetail() {
+  state.detail = -1;
+  $('detail').hidden = true;
+}
+
+// ---- wiring
+
+async function main() {
+  readHash();
+  state.info = await getJson('/api/info');
+  $('file').textContent = `${state.info.file} · ${state.info.records} records`;
+  document.title = `casl view · ${state.info.file}`;
+  const recallOption = $('filter').querySelector('option[value="recall"]');
+  if (!state.info.gt) {
+    recallOption.disabled = true;
+    recallOption.textContent += ' (start with --gt)';
+    if (state.filter === 'recall') state.filter = 'all';
+  }
+  $('filter').value = state.filter;
+  $('delta').value = String(state.delta);
+  $('delta-number').value = String(state.delta);
+
+  $('delta').addEventListener('input', () => setDelta(Number($('delta').value)));
+  $('delta-number').addEventListener('change', () => setDelta(Number($('delta-number').value), { immediate: true }));
+  $('filter').addEventListener('change', () => {
+    state.filter = $('filter').value;
+    state.page = 0;
+    loadPage();
+  });
+  for (const id of ['show-below', 'show-masks', 'show-gt']) $(id).addEventListener('change', redrawAll);
+  $('prev').addEventListener('click', () => { state.page -= 1; loadPage(); });
+  $('next').addEventListener('click', () => { state.page += 1; loadPage(); });
+  $('detail-close').addEventListener('click', closeDetail);
+  $('detail').addEventListener('click', (e) => { if (e.target === $('detail')) closeDetail(); });
+  document.addEventListener('keydown', (e) => {
+    if (state.detail >= 0) {
+      if (e.key === 'Escape') closeDetail();
+      if (e.key === 'ArrowRight') openDetail(state.detail + 1);
+      if (e.key === 'ArrowLeft') openDetail(state.detail - 1);
+    } else if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) {
+      // Arrow keys move the slider or the selection there, not the page.
+    } else if (e.key === 'ArrowRight' && !$('next').disabled) $('next').click();
+    else if (e.key === 'ArrowLeft' && !$('prev').disabled) $('prev').click();
+  });
+  window.addEventListener('resize', redrawAll);
+  await Promise.all([loadCounts(), loadPage()]);
+}
+
+main().catch((e) => {
+  document.body.textContent = `casl view failed to start: ${e.message}`;
+});
