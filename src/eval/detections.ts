@@ -1,0 +1,237 @@
+// Detections in, evaluation out: pycocotools' results format (one JSON array
+// of {image_id, category_id, score, bbox?, segmentation?}) read as loadRes()
+// reads it, or casl's prediction JSONL (one image a line) streamed so only
+// one image's detections are in memory at a time.
+//
+// loadRes() decides from the FIRST detection how to read all of them, and
+// casl does the same so the figures match: if it has a non-empty `bbox`, every
+// detection's `area` is bbox w*h (even when evaluating masks) and a missing
+// mask is the box's polygon; otherwise `area` is the mask's pixel count and a
+// missing `bbox` is the mask's bounding box. casl's JSONL always carries boxes,
+// so it is read the first way — exactly what pycocotools does with the same
+// detections flattened into a results file.
+
+import { createReadStream, openSync, readSync, closeSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import {
+  MaskError, rleArea, rleFromBox, rleLength, rleToBbox, segmentationToRle, type RleMask, type Segmentation,
+} from '../geometry/mask.js';
+import { isErrorRecord } from '../records.js';
+import { CocoEvaluator, type Detection, type EvalResult, type IouType } from './evaluator.js';
+import { readGroundTruth, type GroundTruth, type ImageId } from './ground-truth.js';
+
+/** A detection the evaluator cannot take: says which one and what to do. */
+export class DetectionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DetectionError';
+  }
+}
+
+interface RawDetection {
+  image_id?: ImageId;
+  category_id?: number;
+  score?: number;
+  bbox?: number[];
+  segmentation?: Segmentation;
+}
+
+export interface EvalReport extends EvalResult {
+  /** Detections whose category is not in the ground truth: pycocotools leaves them out, so does casl. */
+  unknownCategory: number;
+  /** `{"error", "stage"}` lines of a JSONL: those images count as having no detections. */
+  errorRecords: number;
+  format: 'results-json' | 'predictions-jsonl';
+}
+
+function isBox(b: unknown): b is number[] {
+  return Array.isArray(b) && b.length === 4 && b.every((v) => typeof v === 'number' && Number.isFinite(v)) && b[2] >= 0 && b[3] >= 0;
+}
+
+/** Turns raw detections into the evaluator's, checking each and saying where a bad one is. */
+export class DetectionReader {
+  /** loadRes()'s branch, fixed by the first detection. */
+  private mode: 'box' | 'mask' | undefined;
+  unknownCategory = 0;
+
+  constructor(readonly gt: GroundTruth, readonly iouType: IouType) {}
+
+  rankOf(imageId: unknown, where: string): number {
+    const rank = this.gt.rankOf.get(imageId as ImageId);
+    if (rank === undefined) {
+      throw new DetectionError(
+        `${where}: image_id ${JSON.stringify(imageId)} is not an image of ${this.gt.source}; ` +
+          'detections must be on the ground truth\'s images (pycocotools refuses them too) — evaluate against the ground truth they were made for',
+      );
+    }
+    return rank;
+  }
+
+  toDetection(raw: RawDetection, rank: number, where: string): Detection {
+    if (typeof raw !== 'object' || raw === null) throw new DetectionError(`${where}: a detection must be an object`);
+    const { category_id: catId, score } = raw;
+    if (typeof catId !== 'number' || !Number.isInteger(catId)) {
+      throw new DetectionError(`${where}: "category_id" must be an integer, got ${JSON.stringify(catId)}`);
+    }
+    if (typeof score !== 'number' || !Number.isFinite(score)) {
+      throw new DetectionError(`${where}: "score" must be a finite number, got ${JSON.stringify(score)}`);
+    }
+    let cat = 0;
+    if (!this.gt.agnostic) {
+      cat = this.gt.catIndex.get(catId) ?? -1;
+      if (cat < 0) this.unknownCategory++;
+    }
+    const hasBox = Array.isArray(raw.bbox) && raw.bbox.length > 0;
+    if (this.mode === undefined) {
+      if (hasBox) this.mode = 'box';
+      else if (raw.segmentation !== undefined) this.mode = 'mask';
+      else throw new DetectionError(`${where}: a detection needs a "bbox" [x, y, w, h] or a "segmentation" (COCO RLE)`);
+    }
+    const h = this.gt.heights[rank], w = this.gt.widths[rank];
+    if (raw.bbox !== undefined && !isBox(raw.bbox)) {
+      throw new DetectionError(`${where}: bad box ${JSON.stringify(raw.bbox)}; COCO boxes are [x, y, width, height] of finite numbers with width, height >= 0`);
+    }
+    if (this.mode === 'box') {
+      if (!hasBox) {
+        throw new DetectionError(`${where}: no "bbox", but the first detection had one; like pycocotools' loadRes, casl reads all detections the way the first one is written — give every detection a bbox`);
+      }
+      const box = raw.bbox!;
+      let mask: RleMask | undefined;
+      if (this.iouType === 'segm') {
+        if (raw.segmentation !== undefined) mask = this.mask(raw.segmentation, rank, where);
+        else if (h < 0) throw new DetectionError(`${where}: no "segmentation", and image ${this.gt.imageIds[rank]} has no height/width to rasterise its box on`);
+        else mask = rleFromBox(box, h, w);
+      }
+      return { cat, score, area: box[2] * box[3], box, mask };
+    }
+    if (raw.segmentation === undefined) {
+      throw new DetectionError(`${where}: no "segmentation", but the first detection was a mask without a bbox; give every detection a segmentation`);
+    }
+    const mask = this.mask(raw.segmentation, rank, where);
+    return { cat, score, area: rleArea(mask), box: raw.bbox ?? rleToBbox(mask), mask };
+  }
+
+  private mask(segm: Segmentation, rank: number, where: string): RleMask {
+    const h = this.gt.heights[rank], w = this.gt.widths[rank];
+    let mask: RleMask;
+    try {
+      mask = segmentationToRle(segm, h, w);
+    } catch (e) {
+      if (e instanceof MaskError) throw new DetectionError(`${where}: bad segmentation: ${e.message}`);
+      throw e;
+    }
+    if (h >= 0 && (mask.h !== h || mask.w !== w)) {
+      throw new DetectionError(
+        `${where}: mask size [${mask.h}, ${mask.w}] differs from image ${this.gt.imageIds[rank]}'s [height, width] = [${h}, ${w}]; ` +
+          'masks must be encoded at the original image size (COCO "size" is [h, w], not [w, h])',
+      );
+    }
+    const len = rleLength(mask);
+    if (len !== mask.h * mask.w) {
+      throw new DetectionError(`${where}: mask counts cover ${len} pixels but its size [${mask.h}, ${mask.w}] has ${mask.h * mask.w}; the RLE is corrupt`);
+    }
+    return mask;
+  }
+}
+
+/** Evaluates a pycocotools results array (already parsed). */
+export function evaluateResults(gt: GroundTruth, anns: unknown, iouType: IouType, source: string): EvalReport {
+  if (!Array.isArray(anns)) throw new DetectionError(`${source}: a results file is a JSON array of detections`);
+  const reader = new DetectionReader(gt, iouType);
+  const evaluator = new CocoEvaluator(gt, iouType);
+  const perImage = new Map<number, Detection[]>();
+  anns.forEach((raw: RawDetection, i) => {
+    const where = `${source}: detection ${i}`;
+    if (typeof raw !== 'object' || raw === null) throw new DetectionError(`${where}: a detection must be an object`);
+    const rank = reader.rankOf(raw.image_id, where);
+    let l = perImage.get(rank);
+    if (!l) perImage.set(rank, (l = []));
+    l.push(reader.toDetection(raw, rank, where));
+  });
+  for (const [rank, dets] of perImage) evaluator.addImage(rank, dets);
+  return { ...evaluator.result(), unknownCategory: reader.unknownCategory, errorRecords: 0, format: 'results-json' };
+}
+
+/** Evaluates casl prediction JSONL, one image record a line, streamed. */
+export async function evaluateJsonl(
+  gt: GroundTruth, input: NodeJS.ReadableStream, iouType: IouType, source: string,
+): Promise<EvalReport> {
+  const reader = new DetectionReader(gt, iouType);
+  const evaluator = new CocoEvaluator(gt, iouType);
+  const firstLine = new Map<number, number>();
+  let errorRecords = 0;
+  let lineNo = 0;
+  for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+    lineNo++;
+    if (line.trim() === '') continue;
+    let rec: { image_id?: ImageId; instances?: unknown };
+    try {
+      rec = JSON.parse(line);
+    } catch (e) {
+      throw new DetectionError(`${source}: line ${lineNo} is not valid JSON (${(e as Error).message})`);
+    }
+    if (isErrorRecord(rec)) {
+      errorRecords++;
+      continue;
+    }
+    const where = `${source}: line ${lineNo}`;
+    if (typeof rec !== 'object' || rec === null || !Array.isArray(rec.instances)) {
+      throw new DetectionError(`${where}: a prediction record is {"image_id", "file_name", "instances": [...]} (or an error record {"error", "stage"})`);
+    }
+    const rank = reader.rankOf(rec.image_id, where);
+    const earlier = firstLine.get(rank);
+    if (earlier !== undefined) {
+      throw new DetectionError(`${where}: image_id ${JSON.stringify(rec.image_id)} already had its predictions on line ${earlier}; write each image once`);
+    }
+    firstLine.set(rank, lineNo);
+    const dets = (rec.instances as RawDetection[]).map((inst, i) =>
+      reader.toDetection({ ...inst, image_id: rec.image_id }, rank, `${where}, instance ${i}`));
+    evaluator.addImage(rank, dets);
+  }
+  return { ...evaluator.result(), unknownCategory: reader.unknownCategory, errorRecords, format: 'predictions-jsonl' };
+}
+
+/** '[' starts a results array; '{' starts JSONL. */
+function sniff(file: string): 'json' | 'jsonl' {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(4096);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) return 'jsonl';
+      const s = buf.subarray(0, n).toString('utf8').trimStart();
+      if (s.length > 0) return s[0] === '[' ? 'json' : 'jsonl';
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface EvaluateOptions {
+  gt: string | GroundTruth;
+  /** A results JSON array or prediction JSONL file; '-' reads JSONL from `stdin`. */
+  dets: string;
+  iouType: IouType;
+  agnostic?: boolean;
+  stdin?: NodeJS.ReadableStream;
+}
+
+/** The whole of `casl eval`: load, match, accumulate, summarize. */
+export async function evaluateFiles(opts: EvaluateOptions): Promise<EvalReport> {
+  const gt = typeof opts.gt === 'string' ? readGroundTruth(opts.gt, { agnostic: opts.agnostic }) : opts.gt;
+  if (opts.dets === '-') return evaluateJsonl(gt, opts.stdin ?? process.stdin, opts.iouType, 'stdin');
+  let kind: 'json' | 'jsonl';
+  try {
+    kind = sniff(opts.dets);
+  } catch (e) {
+    throw new DetectionError(`cannot read detections ${opts.dets}: ${(e as Error).message}`);
+  }
+  if (kind === 'jsonl') return evaluateJsonl(gt, createReadStream(opts.dets), opts.iouType, opts.dets);
+  let anns: unknown;
+  try {
+    anns = JSON.parse(readFileSync(opts.dets, 'utf8'));
+  } catch (e) {
+    throw new DetectionError(`${opts.dets}: not valid JSON (${(e as Error).message}); detections are a JSON array (pycocotools' results format) or JSONL`);
+  }
+  return evaluateResults(gt, anns, opts.iouType, opts.dets);
+}

@@ -1,0 +1,358 @@
+// COCO evaluation, the algorithm of pycocotools' cocoeval.py (evaluateImg,
+// accumulate, summarize) on typed arrays, one image at a time so that
+// detections can be streamed: an image's detections are matched as soon as
+// they arrive, and only what accumulate() needs is kept — per detection its
+// score, its place in the global sort order and 2 bits per (area range, IoU
+// threshold) saying true positive, false positive or ignored.
+//
+// Shorthand: T = 10 IoU thresholds, R = 101 recall thresholds, K categories,
+// A = 4 area ranges, M = 3 max-detection cuts; D detections and G ground
+// truths of one (image, category).
+
+import {
+  boxIou, maskIou, rleBoxes, segmentationToRle, MaskError, type RleMask,
+} from '../geometry/mask.js';
+import type { GroundTruth } from './ground-truth.js';
+import { AREA_RNG, EPS, IOU_THRS, MAX_DETS, REC_THRS, meanAboveMinusOne } from './params.js';
+
+export type IouType = 'bbox' | 'segm';
+
+/** One detection, as loadRes() leaves it: category index, score, area, box, mask. */
+export interface Detection {
+  /** Index into gt.categories. */
+  cat: number;
+  score: number;
+  /** bbox results: w * h of the box; segm-only results: the mask's pixel count. */
+  area: number;
+  /** [x, y, w, h]; used for bbox IoU. */
+  box: ArrayLike<number>;
+  /** Used for segm IoU. */
+  mask?: RleMask;
+}
+
+export const SUMMARY_KEYS = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl'] as const;
+export type SummaryKey = (typeof SUMMARY_KEYS)[number];
+export type Summary = Record<SummaryKey, number>;
+
+export interface EvalResult {
+  iouType: IouType;
+  agnostic: boolean;
+  summary: Summary;
+  /** AP@[.50:.95], all areas, 100 detections, per category; -1 when the category has no ground truth. */
+  perCategory: { id: number; name: string; AP: number }[];
+  /** precision[t][r][k][a][m] flattened, -1 where there is no ground truth. */
+  precision: Float64Array;
+  /** recall[t][k][a][m] flattened. */
+  recall: Float64Array;
+  images: number;
+  detections: number;
+}
+
+const T = IOU_THRS.length;
+const R = REC_THRS.length;
+const A = AREA_RNG.length;
+const M = MAX_DETS.length;
+const MAX_DET = MAX_DETS[M - 1];
+const FP = 0;
+const TP = 1;
+const IGN = 2;
+// Sort keys pack (image rank, rank in image) so ties in score keep cocoeval's order.
+const RANK_SLOTS = 128;
+
+/** Append-only per-category storage of what accumulate() needs, in fixed chunks (no copying on growth). */
+class DetStore {
+  static readonly CHUNK = 1 << 15;
+  n = 0;
+  private scores: Float64Array[] = [];
+  private keys: Uint32Array[] = [];
+  private codes: Uint32Array[] = [];
+
+  push(score: number, key: number, codes: Uint32Array, at: number): void {
+    const c = this.n >>> 15;
+    const o = this.n & (DetStore.CHUNK - 1);
+    if (o === 0) {
+      this.scores.push(new Float64Array(DetStore.CHUNK));
+      this.keys.push(new Uint32Array(DetStore.CHUNK));
+      this.codes.push(new Uint32Array(DetStore.CHUNK * A));
+    }
+    this.scores[c][o] = score;
+    this.keys[c][o] = key;
+    for (let a = 0; a < A; a++) this.codes[c][o * A + a] = codes[at * A + a];
+    this.n++;
+  }
+
+  score(i: number): number {
+    return this.scores[i >>> 15][i & (DetStore.CHUNK - 1)];
+  }
+
+  key(i: number): number {
+    return this.keys[i >>> 15][i & (DetStore.CHUNK - 1)];
+  }
+
+  code(i: number, a: number): number {
+    return this.codes[i >>> 15][(i & (DetStore.CHUNK - 1)) * A + a];
+  }
+
+  /** Indices in accumulate()'s order: score descending, then image rank, then rank within the image. */
+  sortedOrder(): Uint32Array {
+    const idx = new Uint32Array(this.n);
+    for (let i = 0; i < this.n; i++) idx[i] = i;
+    return idx.sort((x, y) => this.score(y) - this.score(x) || this.key(x) - this.key(y));
+  }
+}
+
+export class CocoEvaluator {
+  readonly K: number;
+  private readonly stores: DetStore[];
+  /** npig[k * A + a]: ground truths not ignored. */
+  private readonly npig: Float64Array;
+  private readonly seen: Uint8Array;
+  private detections = 0;
+
+  constructor(readonly gt: GroundTruth, readonly iouType: IouType) {
+    this.K = gt.categories.length;
+    this.stores = Array.from({ length: this.K }, () => new DetStore());
+    this.npig = new Float64Array(this.K * A);
+    this.seen = new Uint8Array(gt.imageIds.length);
+    if (gt.imageIds.length >= 2 ** 32 / RANK_SLOTS) throw new Error(`casl eval handles up to ${2 ** 32 / RANK_SLOTS} images`);
+  }
+
+  /** Whether the image of this rank has been evaluated already. */
+  hasImage(rank: number): boolean {
+    return this.seen[rank] === 1;
+  }
+
+  /** Matches one image's detections (all categories) against its ground truth. */
+  addImage(rank: number, dets: Detection[]): void {
+    if (this.seen[rank]) throw new Error(`image ${this.gt.imageIds[rank]} was evaluated twice`);
+    this.seen[rank] = 1;
+    const gt = this.gt;
+    const byCatDt = new Map<number, number[]>();
+    dets.forEach((d, i) => {
+      if (d.cat < 0) return;
+      let l = byCatDt.get(d.cat);
+      if (!l) byCatDt.set(d.cat, (l = []));
+      l.push(i);
+    });
+    const byCatGt = new Map<number, number[]>();
+    for (let p = gt.annStart[rank]; p < gt.annStart[rank + 1]; p++) {
+      const j = gt.annOrder[p];
+      let l = byCatGt.get(gt.annCat[j]);
+      if (!l) byCatGt.set(gt.annCat[j], (l = []));
+      l.push(j);
+    }
+    for (const k of new Set([...byCatGt.keys(), ...byCatDt.keys()])) {
+      this.evaluateImageCategory(rank, k, byCatGt.get(k) ?? [], (byCatDt.get(k) ?? []).map((i) => dets[i]));
+    }
+  }
+
+  /** evaluateImg() for one (image, category), every area range at once. */
+  private evaluateImageCategory(rank: number, k: number, gts: number[], dtsIn: Detection[]): void {
+    const gt = this.gt;
+    // Stable sort by descending score (Array.prototype.sort is stable), cut to maxDets[-1].
+    const dts = dtsIn.slice().sort((a, b) => b.score - a.score).slice(0, MAX_DET);
+    const D = dts.length;
+    const G = gts.length;
+    const ious = new Float64Array(D * G);
+    const crowd = new Uint8Array(G);
+    for (let g = 0; g < G; g++) crowd[g] = gt.annCrowd[gts[g]];
+    if (D > 0 && G > 0) this.computeIou(rank, gts, dts, crowd, ious);
+
+    const codes = new Uint32Array(D * A);
+    const gIg = new Uint8Array(G);
+    const perm = new Int32Array(G);
+    const gtm = new Uint8Array(G);
+    const outOfRange = new Uint8Array(D);
+    for (let a = 0; a < A; a++) {
+      const [lo, hi] = AREA_RNG[a];
+      let nIg = 0;
+      for (let g = 0; g < G; g++) {
+        const area = gt.annArea[gts[g]];
+        gIg[g] = crowd[g] || area < lo || area > hi ? 1 : 0;
+        nIg += gIg[g];
+      }
+      this.npig[k * A + a] += G - nIg;
+      // gt sorted with ignored last, stably.
+      let p = 0;
+      for (let g = 0; g < G; g++) if (!gIg[g]) perm[p++] = g;
+      for (let g = 0; g < G; g++) if (gIg[g]) perm[p++] = g;
+      for (let d = 0; d < D; d++) outOfRange[d] = dts[d].area < lo || dts[d].area > hi ? 1 : 0;
+
+      for (let t = 0; t < T; t++) {
+        gtm.fill(0);
+        const thr = Math.min(IOU_THRS[t], 1 - 1e-10);
+        for (let d = 0; d < D; d++) {
+          let iou = thr;
+          let m = -1;
+          const row = d * G;
+          for (let gi = 0; gi < G; gi++) {
+            const g = perm[gi];
+            if (gtm[g] && !crowd[g]) continue;
+            if (m > -1 && gIg[m] === 0 && gIg[g] === 1) break;
+            const v = ious[row + g];
+            if (v < iou) continue;
+            iou = v;
+            m = g;
+          }
+          let code: number;
+          if (m === -1) {
+            code = outOfRange[d] ? IGN : FP;
+          } else {
+            gtm[m] = 1;
+            // cocoeval records the gt's id and tests it for nonzero: a gt with id 0 counts as unmatched.
+            const matched = gt.annId[gts[m]] !== 0;
+            code = gIg[m] || (!matched && outOfRange[d]) ? IGN : matched ? TP : FP;
+          }
+          codes[d * A + a] |= code << (2 * t);
+        }
+      }
+    }
+    const store = this.stores[k];
+    for (let d = 0; d < D; d++) store.push(dts[d].score, rank * RANK_SLOTS + d, codes, d);
+    this.detections += D;
+  }
+
+  private computeIou(rank: number, gts: number[], dts: Detection[], crowd: Uint8Array, ious: Float64Array): void {
+    const gt = this.gt;
+    if (this.iouType === 'bbox') {
+      const db = new Float64Array(dts.length * 4);
+      dts.forEach((d, i) => db.set(d.box, i * 4));
+      const gb = new Float64Array(gts.length * 4);
+      gts.forEach((j, i) => {
+        if (Number.isNaN(gt.annBox[j * 4])) {
+          throw new MaskError(`${gt.source}: annotations[${gt.annFileIndex[j]}] (id ${gt.annId[j]}) has no "bbox"; bbox evaluation needs one on every annotation`);
+        }
+        gb.set(gt.annBox.subarray(j * 4, j * 4 + 4), i * 4);
+      });
+      boxIou(db, gb, crowd, ious);
+      return;
+    }
+    const h = gt.heights[rank], w = gt.widths[rank];
+    const gm = gts.map((j) => {
+      const segm = gt.annSegm[j];
+      const where = `${gt.source}: annotations[${gt.annFileIndex[j]}] (id ${gt.annId[j]})`;
+      if (segm === undefined) throw new MaskError(`${where} has no "segmentation"; segm evaluation needs one on every annotation`);
+      if (Array.isArray(segm) && h < 0) {
+        throw new MaskError(`${where} is a polygon but image ${gt.imageIds[rank]} has no height/width to rasterise it on`);
+      }
+      try {
+        return segmentationToRle(segm, h, w);
+      } catch (e) {
+        throw new MaskError(`${where}: ${(e as Error).message}`);
+      }
+    });
+    const dm = dts.map((d) => d.mask!);
+    maskIou(dm, rleBoxes(dm), gm, rleBoxes(gm), crowd, ious);
+  }
+
+  /** Images of the ground truth that received no detections count with their misses. */
+  private finishImages(): void {
+    for (let r = 0; r < this.seen.length; r++) if (!this.seen[r]) this.addImage(r, []);
+  }
+
+  /** accumulate() + summarize(). Evaluates images that got no detections first. */
+  result(): EvalResult {
+    this.finishImages();
+    const K = this.K;
+    const precision = new Float64Array(T * R * K * A * M).fill(-1);
+    const recall = new Float64Array(T * K * A * M).fill(-1);
+    const pIdx = (t: number, r: number, k: number, a: number, m: number) => (((t * R + r) * K + k) * A + a) * M + m;
+    const rIdx = (t: number, k: number, a: number, m: number) => ((t * K + k) * A + a) * M + m;
+    const q = new Float64Array(R);
+    for (let k = 0; k < K; k++) {
+      const store = this.stores[k];
+      const order = store.sortedOrder();
+      const n = order.length;
+      const rankInImage = new Uint8Array(n);
+      for (let i = 0; i < n; i++) rankInImage[i] = store.key(order[i]) % RANK_SLOTS;
+      const codes = new Uint32Array(n);
+      for (let a = 0; a < A; a++) {
+        const npig = this.npig[k * A + a];
+        if (npig === 0) continue;
+        for (let i = 0; i < n; i++) codes[i] = store.code(order[i], a);
+        for (let m = 0; m < M; m++) {
+          const maxDet = MAX_DETS[m];
+          for (let t = 0; t < T; t++) {
+            const shift = 2 * t;
+            let tp = 0, fp = 0;
+            for (let i = 0; i < n; i++) {
+              if (rankInImage[i] >= maxDet) continue;
+              const c = (codes[i] >>> shift) & 3;
+              if (c === TP) tp++;
+              else if (c === FP) fp++;
+            }
+            recall[rIdx(t, k, a, m)] = tp / npig;
+            // Backwards: running max of precision (the envelope) and, at
+            // each true positive, the recall thresholds first reached there
+            // (searchsorted 'left'). Ignored detections repeat their
+            // predecessor's (recall, precision) and change neither.
+            q.fill(0);
+            let r = R - 1;
+            while (r >= 0 && REC_THRS[r] > tp / npig) r--;
+            let best = 0;
+            for (let i = n - 1; i >= 0 && r >= 0; i--) {
+              if (rankInImage[i] >= maxDet) continue;
+              const c = (codes[i] >>> shift) & 3;
+              if (c === IGN) continue;
+              const pr = tp / (fp + tp + EPS);
+              if (pr > best) best = pr;
+              if (c === TP) tp--;
+              else fp--;
+              const rcPrev = tp / npig;
+              while (r >= 0 && REC_THRS[r] > rcPrev) q[r--] = best;
+            }
+            // The first detection reaches every threshold still left.
+            while (r >= 0) q[r--] = best;
+            for (let j = 0; j < R; j++) precision[pIdx(t, j, k, a, m)] = q[j];
+          }
+        }
+      }
+    }
+    return this.summarize(precision, recall);
+  }
+
+  private summarize(precision: Float64Array, recall: Float64Array): EvalResult {
+    const K = this.K;
+    const pIdx = (t: number, r: number, k: number, a: number, m: number) => (((t * R + r) * K + k) * A + a) * M + m;
+    const rIdx = (t: number, k: number, a: number, m: number) => ((t * K + k) * A + a) * M + m;
+    // np.where(iouThr == p.iouThrs): an exact comparison, as in summarize().
+    const tAt = (thr: number) => [...IOU_THRS.keys()].filter((t) => IOU_THRS[t] === thr);
+    const allT = [...IOU_THRS.keys()];
+    const ap = (ts: number[], a: number, m: number, ks = [...Array(K).keys()]) => {
+      const v: number[] = [];
+      for (const t of ts) for (let r = 0; r < R; r++) for (const k of ks) v.push(precision[pIdx(t, r, k, a, m)]);
+      return meanAboveMinusOne(v);
+    };
+    const ar = (a: number, m: number) => {
+      const v: number[] = [];
+      for (const t of allT) for (let k = 0; k < K; k++) v.push(recall[rIdx(t, k, a, m)]);
+      return meanAboveMinusOne(v);
+    };
+    const summary: Summary = {
+      AP: ap(allT, 0, 2),
+      AP50: ap(tAt(0.5), 0, 2),
+      AP75: ap(tAt(0.75), 0, 2),
+      APs: ap(allT, 1, 2),
+      APm: ap(allT, 2, 2),
+      APl: ap(allT, 3, 2),
+      AR1: ar(0, 0),
+      AR10: ar(0, 1),
+      AR100: ar(0, 2),
+      ARs: ar(1, 2),
+      ARm: ar(2, 2),
+      ARl: ar(3, 2),
+    };
+    const perCategory = this.gt.categories.map((c, k) => ({ id: c.id, name: c.name, AP: ap(allT, 0, 2, [k]) }));
+    return {
+      iouType: this.iouType,
+      agnostic: this.gt.agnostic,
+      summary,
+      perCategory,
+      precision,
+      recall,
+      images: this.gt.imageIds.length,
+      detections: this.detections,
+    };
+  }
+}
+
