@@ -11,12 +11,13 @@
 // so it is read the first way — exactly what pycocotools does with the same
 // detections flattened into a results file.
 
-import { createReadStream, openSync, readSync, closeSync, readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import {
   MaskError, rleArea, rleFromBox, rleLength, rleToBbox, segmentationToRle, type RleMask, type Segmentation,
 } from '../geometry/mask.js';
 import { isErrorRecord } from '../records.js';
+import { readJsonl } from '../streams/jsonl.js';
+import type { OrError } from '../streams/stage.js';
 import { CocoEvaluator, type Detection, type EvalResult, type IouType } from './evaluator.js';
 import { readGroundTruth, type GroundTruth, type ImageId } from './ground-truth.js';
 
@@ -152,38 +153,40 @@ export function evaluateResults(gt: GroundTruth, anns: unknown, iouType: IouType
   return { ...evaluator.result(), unknownCategory: reader.unknownCategory, errorRecords: 0, format: 'results-json' };
 }
 
-/** Evaluates casl prediction JSONL, one image record a line, streamed. */
+/**
+ * Evaluates casl prediction JSONL (one image record a line, read with the
+ * streams' readJsonl, so memory holds one image's detections at a time).
+ * Error records from upstream stages are counted, their images having no
+ * detections; a line that is not JSON at all is an error.
+ */
 export async function evaluateJsonl(
-  gt: GroundTruth, input: NodeJS.ReadableStream, iouType: IouType, source: string,
+  gt: GroundTruth, input: string | NodeJS.ReadableStream, iouType: IouType, source: string,
 ): Promise<EvalReport> {
   const reader = new DetectionReader(gt, iouType);
   const evaluator = new CocoEvaluator(gt, iouType);
-  const firstLine = new Map<number, number>();
+  const firstRecord = new Map<number, number>();
   let errorRecords = 0;
-  let lineNo = 0;
-  for await (const line of createInterface({ input, crlfDelay: Infinity })) {
-    lineNo++;
-    if (line.trim() === '') continue;
-    let rec: { image_id?: ImageId; instances?: unknown };
-    try {
-      rec = JSON.parse(line);
-    } catch (e) {
-      throw new DetectionError(`${source}: line ${lineNo} is not valid JSON (${(e as Error).message})`);
-    }
+  let recordNo = 0;
+  const records = readJsonl<{ image_id?: ImageId; instances?: unknown }>(input, { source }).toNodeStream({ objectMode: true });
+  for await (const rec of records as AsyncIterable<OrError<{ image_id?: ImageId; instances?: unknown }>>) {
     if (isErrorRecord(rec)) {
+      if (rec.stage === 'parse' && rec.file_name === source) {
+        throw new DetectionError(`${source}: ${rec.error}; fix or remove that line (a cut-off last line means the writer was interrupted)`);
+      }
       errorRecords++;
       continue;
     }
-    const where = `${source}: line ${lineNo}`;
-    if (typeof rec !== 'object' || rec === null || !Array.isArray(rec.instances)) {
+    recordNo++;
+    const where = `${source}: record ${recordNo} (image_id ${JSON.stringify(rec.image_id)})`;
+    if (!Array.isArray(rec.instances)) {
       throw new DetectionError(`${where}: a prediction record is {"image_id", "file_name", "instances": [...]} (or an error record {"error", "stage"})`);
     }
     const rank = reader.rankOf(rec.image_id, where);
-    const earlier = firstLine.get(rank);
+    const earlier = firstRecord.get(rank);
     if (earlier !== undefined) {
-      throw new DetectionError(`${where}: image_id ${JSON.stringify(rec.image_id)} already had its predictions on line ${earlier}; write each image once`);
+      throw new DetectionError(`${where}: this image already had its predictions in record ${earlier}; write each image once`);
     }
-    firstLine.set(rank, lineNo);
+    firstRecord.set(rank, recordNo);
     const dets = (rec.instances as RawDetection[]).map((inst, i) =>
       reader.toDetection({ ...inst, image_id: rec.image_id }, rank, `${where}, instance ${i}`));
     evaluator.addImage(rank, dets);
@@ -219,14 +222,14 @@ export interface EvaluateOptions {
 /** The whole of `casl eval`: load, match, accumulate, summarize. */
 export async function evaluateFiles(opts: EvaluateOptions): Promise<EvalReport> {
   const gt = typeof opts.gt === 'string' ? readGroundTruth(opts.gt, { agnostic: opts.agnostic }) : opts.gt;
-  if (opts.dets === '-') return evaluateJsonl(gt, opts.stdin ?? process.stdin, opts.iouType, 'stdin');
+  if (opts.dets === '-') return evaluateJsonl(gt, opts.stdin ?? process.stdin, opts.iouType, '<stdin>');
   let kind: 'json' | 'jsonl';
   try {
     kind = sniff(opts.dets);
   } catch (e) {
     throw new DetectionError(`cannot read detections ${opts.dets}: ${(e as Error).message}`);
   }
-  if (kind === 'jsonl') return evaluateJsonl(gt, createReadStream(opts.dets), opts.iouType, opts.dets);
+  if (kind === 'jsonl') return evaluateJsonl(gt, opts.dets, opts.iouType, opts.dets);
   let anns: unknown;
   try {
     anns = JSON.parse(readFileSync(opts.dets, 'utf8'));
