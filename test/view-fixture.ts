@@ -1,49 +1,17 @@
 // Test data for the viewer, made on the spot: a few images drawn by sharp, a
 // prediction JSONL over them (boxes, RLE masks, scores exactly at the δs the
 // tests use, an error record, a broken line, names escaping the root) and a
-// COCO ground truth. Also the pieces the tests share: a COCO RLE encoder
-// (pycocotools' rleToString), the strict δ rule, starting `casl view`.
+// COCO ground truth. Also the pieces the tests share: the strict δ rule and
+// starting `casl view`.
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import sharp from 'sharp';
 import type { Instance, PredictionRecord } from '../src/records.js';
+import { encodeMask, rleToJson } from '../src/geometry/mask.js';
 
 export const PROJECT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-
-/** COCO compressed RLE of a row-major 0/1 mask (pycocotools' encode + rleToString). */
-export function encodeRle(mask: Uint8Array, h: number, w: number): { size: [number, number]; counts: string } {
-  const counts: number[] = [];
-  let prev = 0;
-  let run = 0;
-  for (let x = 0; x < w; x++) {
-    for (let y = 0; y < h; y++) {
-      const v = mask[y * w + x];
-      if (v !== prev) {
-        counts.push(run);
-        run = 0;
-        prev = v;
-      }
-      run += 1;
-    }
-  }
-  counts.push(run);
-  let s = '';
-  for (let i = 0; i < counts.length; i++) {
-    let x = counts[i];
-    if (i > 2) x -= counts[i - 2];
-    let more = true;
-    while (more) {
-      let c = x & 0x1f;
-      x >>= 5;
-      more = c & 0x10 ? x !== -1 : x !== 0;
-      if (more) c |= 0x20;
-      s += String.fromCharCode(c + 48);
-    }
-  }
-  return { size: [h, w], counts: s };
-}
 
 export function rectMask(h: number, w: number, [x0, y0, bw, bh]: number[]): Uint8Array {
   const m = new Uint8Array(h * w);
@@ -115,7 +83,7 @@ export async function makeViewFixture(nImages = 10, seed = 1): Promise<ViewFixtu
       if ((k + o) % 2 === 1 && k % 5 !== 4) return;
       const bbox = [b[0] + 1, b[1] + 1, b[2] - 2, b[3] - 1] as [number, number, number, number];
       const inst: Instance = { bbox, score: EDGE_SCORES[(k + o) % EDGE_SCORES.length], category_id: 1 };
-      if (o === 0) inst.segmentation = encodeRle(rectMask(height, width, bbox), height, width);
+      if (o === 0) inst.segmentation = rleToJson(encodeMask(rectMask(height, width, bbox), height, width));
       instances.push(inst);
     });
     for (let f = 0; f < k % 4; f++) {

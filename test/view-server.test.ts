@@ -14,8 +14,9 @@ import { createViewServer, type Tile } from '../src/view/server.js';
 import { lexicalRefusal, resolveUnderRoot } from '../src/view/safe-path.js';
 import { Lru } from '../src/view/thumbnails.js';
 import { decodeRle, countsFromString } from '../src/view/static/rle.js';
-import { EDGE_SCORES, encodeRle, expectedCounts, makeViewFixture, rng } from './view-fixture.js';
+import { EDGE_SCORES, expectedCounts, makeViewFixture, rng } from './view-fixture.js';
 import type { PredictionRecord } from '../src/records.js';
+import { decodeMask, encodeMask, rleFromString, rleToJson } from '../src/geometry/mask.js';
 
 const fx = await makeViewFixture(12);
 const gt = await GroundTruth.load(fx.gt);
@@ -98,7 +99,7 @@ t.test('path safety: names that leave the root are refused, lexically and throug
   t.match(await resolveUnderRoot(root, 'img-1.jpg'), { ok: true, path: path.join(root, 'img-1.jpg') });
 });
 
-t.test('RLE: a hand-made vector, and round trips of pycocotools-style encodings', async (t) => {
+t.test('RLE: the browser decoder agrees with src/geometry/mask.ts (pycocotools port)', async (t) => {
   t.same(countsFromString('053M'), [0, 5, 3, 2], 'a negative delta (2 − 5) and its sign bit');
   const r = rng(7);
   for (const [h, w] of [[1, 1], [3, 5], [37, 23], [480, 640]]) {
@@ -106,9 +107,11 @@ t.test('RLE: a hand-made vector, and round trips of pycocotools-style encodings'
     for (let i = 0; i < m.length; i++) m[i] = r() < 0.3 ? 1 : 0;
     // Long runs too, so counts need several characters.
     if (h * w > 1000) m.fill(1, 1000, 200_000);
-    const d = decodeRle(encodeRle(m, h, w));
+    const rle = rleToJson(encodeMask(m, h, w));
+    const d = decodeRle(rle);
     t.same([d.height, d.width], [h, w]);
     t.ok(Buffer.from(d.data).equals(Buffer.from(m)), `${h}×${w}`);
+    t.ok(Buffer.from(d.data).equals(Buffer.from(decodeMask(rleFromString(rle.counts as string, h, w)))));
   }
   t.same(Array.from(decodeRle({ size: [2, 2], counts: [1, 2, 1] }).data), [0, 1, 1, 0], 'uncompressed counts, column-major');
   t.throws(() => decodeRle({ size: [2, 2], counts: [1, 9] }), /overrun/);

@@ -1,0 +1,174 @@
+// `casl view` in Debian's chromium, headless, driven by playwright-core: the
+// grid renders with boxes drawn, the δ slider's counts equal what `casl
+// filter` reports for the same δ, a traversal attempt gets 403/404 and the refused records show as
+// errors. Skipped, with the reason printed, where /usr/bin/chromium is absent.
+// CASL_VIEW_SCREENSHOT=FILE keeps the screenshot (the README's comes from it).
+import t from 'tap';
+import { existsSync, mkdtempSync, copyFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import http from 'node:http';
+import sharp from 'sharp';
+import { chromium, type Page } from 'playwright-core';
+import { PROJECT, expectedCounts, makeViewFixture, startView } from './view-fixture.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+if (!existsSync(CHROMIUM)) {
+  t.comment(`skipping the browser tests: ${CHROMIUM} is absent (apt-get install chromium; .ci/run does it)`);
+  t.pass('skipped: no chromium');
+} else {
+  await run();
+}
+
+/** What `casl filter --delta δ` reports for the JSONL (its --summary JSON). */
+function filterCounts(dir: string, jsonl: string, delta: number) {
+  const summary = path.join(dir, `filter-${delta}.json`);
+  const r = spawnSync(process.execPath, [path.join(PROJECT, 'bin/casl.js'), 'filter', jsonl, '--delta', String(delta), '--quiet',
+    '--summary', summary, '--errors', path.join(dir, `filter-${delta}.errors.jsonl`)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  // It exits 1 when the input had bad lines (this one has two) and still writes its summary.
+  if (r.status !== 0 && r.status !== 1) throw new Error(`casl filter exited ${r.status}:\n${r.stderr}`);
+  const j = JSON.parse(readFileSync(summary, 'utf8')) as Record<string, number>;
+  return { images: j.images_in, imagesKept: j.images_out, imagesDropped: j.images_dropped_empty, instancesKept: j.instances_out };
+}
+
+/** Pixels of the screenshot within `tol` of the colour: how much of a box colour is on screen. */
+async function colourPixels(png: Buffer, [r, g, b]: number[], tol = 40): Promise<number> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  let n = 0;
+  for (let i = 0; i < info.width * info.height * 3; i += 3) {
+    if (Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) < tol) n += 1;
+  }
+  return n;
+}
+
+async function setDelta(page: Page, delta: number) {
+  await page.evaluate((d) => {
+    const el = document.getElementById('delta') as HTMLInputElement;
+    el.value = String(d);
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, delta);
+  await page.waitForSelector(`#counts[data-delta="${delta}"]`);
+}
+
+async function run() {
+  const fx = await makeViewFixture(14);
+  const server = await startView([fx.jsonl, '--root', fx.root, '--gt', fx.gt]);
+  const profile = mkdtempSync(path.join(tmpdir(), 'casl-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1400, height: 1000 },
+  });
+  t.teardown(async () => {
+    await context.close();
+    await server.stop();
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const outside: string[] = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(server.url)) outside.push(r.url());
+  });
+
+  const good = fx.records.filter((r) => !r.file_name.includes('..') && !path.isAbsolute(r.file_name) && r.file_name !== 'escape.png');
+
+  await t.test('the grid renders: a tile per record, thumbnails loaded, errors shown as errors', async (t) => {
+    await page.goto(`${server.url}/#delta=0.5`);
+    await page.waitForFunction((n) => document.querySelectorAll('.tile[data-loaded]').length === n, good.length, { timeout: 30_000 });
+    t.equal(await page.locator('.tile').count(), fx.records.length + 2, 'records + error record + torn line');
+    const errors = await page.locator('.tile.error .message').allTextContents();
+    t.equal(errors.length, 5);
+    t.match(errors.join('\n'), /'\.\.' segment[\s\S]*absolute[\s\S]*symlink out/);
+    const captions = await page.locator('.tile:not(.error)').evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset.kept)));
+    t.same(captions, good.map((r) => r.instances.filter((i) => i.score > 0.5).length), 'per-tile survivors at δ = 0.5');
+  });
+
+  await t.test('the slider: counts equal the δ filter at 0.3, 0.5, 0.7 and tiles redraw', async (t) => {
+    for (const delta of [0.3, 0.5, 0.7]) {
+      await setDelta(page, delta);
+      const shown = await page.evaluate(() => ({
+        imagesKept: Number(document.getElementById('count-images-kept')!.textContent),
+        images: Number(document.getElementById('count-images')!.textContent),
+        imagesDropped: Number(document.getElementById('count-dropped')!.textContent),
+        instancesKept: Number(document.getElementById('count-instances-kept')!.textContent),
+      }));
+      const want = filterCounts(fx.dir, fx.jsonl, delta);
+      t.same(shown, want, `δ = ${delta}: page = casl filter`);
+      t.same(want, expectedCounts(fx.records, delta), `δ = ${delta}: casl filter = the strict rule`);
+      const kept = await page.locator('.tile:not(.error)').evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset.kept)));
+      t.same(kept, good.map((r) => r.instances.filter((i) => i.score > delta).length), `tiles redrawn at δ = ${delta}`);
+    }
+    t.ok(expectedCounts(fx.records, 0.3).instancesKept > expectedCounts(fx.records, 0.7).instancesKept, 'the δs differ in what they keep');
+  });
+
+  await t.test('a screenshot shows boxes, and they go when δ is above every score', async (t) => {
+    await setDelta(page, 0.3);
+    const shot = await page.screenshot({ fullPage: false });
+    // The first instance's box colour (#ff3b30), which no fixture image contains.
+    const red = await colourPixels(shot, [255, 59, 48]);
+    t.ok(red > 200, `box pixels on screen at δ = 0.3: ${red}`);
+    if (process.env.CASL_VIEW_SCREENSHOT) copyFileSync(await saveShot(shot), process.env.CASL_VIEW_SCREENSHOT);
+    await setDelta(page, 0.99);
+    await page.waitForFunction(() => [...document.querySelectorAll('.tile:not(.error)')].every((e) => (e as HTMLElement).dataset.kept === '0'));
+    const none = await colourPixels(await page.screenshot({ fullPage: false }), [255, 59, 48]);
+    t.ok(none < red / 20, `box pixels at δ = 0.99: ${none}`);
+  });
+
+  await t.test('the image view lists every instance with its score', async (t) => {
+    await setDelta(page, 0.5);
+    const k = good.findIndex((r) => r.instances.length >= 3);
+    await page.locator('.tile:not(.error)').nth(k).click();
+    await page.waitForSelector('#detail:not([hidden])');
+    await page.waitForFunction(() => (document.getElementById('detail-img') as HTMLImageElement).naturalWidth > 0);
+    const scores = await page.locator('#detail-table tbody tr td:nth-child(2)').allTextContents();
+    t.same(scores, good[k].instances.map((i) => i.score).sort((a, b) => b - a).map((s) => s.toFixed(3)));
+    await page.keyboard.press('Escape');
+    t.ok(await page.locator('#detail').isHidden());
+  });
+
+  await t.test('filters: dropped at this δ, lowest recall', async (t) => {
+    await setDelta(page, 0.3);
+    await page.selectOption('#filter', 'dropped');
+    await page.waitForFunction(() => location.hash.includes('filter=dropped'));
+    const n = await page.locator('.tile').count();
+    t.equal(n, expectedCounts(fx.records, 0.3).imagesDropped);
+    t.ok(await page.locator('.tile').evaluateAll((els) => els.every((e) => (e as HTMLElement).dataset.kept === '0')));
+    await page.selectOption('#filter', 'recall');
+    await page.waitForFunction(() => location.hash.includes('filter=recall'));
+    t.match(await page.locator('.tile .caption').first().textContent(), /recall 0%/, 'the worst image first');
+  });
+
+  await t.test('traversal attempts get 403/404; the page fetched nothing from elsewhere', async (t) => {
+    for (const p of ['/static/../package.json', '/static/%2e%2e/%2e%2e/etc/passwd', '/thumb/..%2f..%2fsecret.png']) {
+      const status = await page.evaluate(async (u) => (await fetch(u)).status, p);
+      t.ok(status === 403 || status === 404, `browser fetch ${p} → ${status}`);
+    }
+    // A browser normalises '..' before sending; a raw client does not.
+    for (const p of ['/static/../../package.json', '/../secret.png']) {
+      const status = await new Promise<number>((ok, fail) => {
+        http.get(server.url + p, (res) => {
+          res.resume();
+          ok(res.statusCode!);
+        }).on('error', fail);
+      });
+      t.ok(status === 403 || status === 404, `raw ${p} → ${status}`);
+    }
+    const n = fx.records.length + 2;
+    for (const i of [n - 3, n - 2, n - 1]) {
+      t.equal(await page.evaluate(async (u) => (await fetch(u)).status, `/thumb/${i}`), 403, `record ${i} names a file outside --root`);
+    }
+    t.same(outside, [], 'no request left the server');
+    t.same(pageErrors, [], 'no script errors');
+  });
+}
+
+async function saveShot(png: Buffer): Promise<string> {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'casl-shot-')), 'view.png');
+  await sharp(png).toFile(file);
+  return file;
+}
