@@ -1,0 +1,317 @@
+// Image decoding with sharp (libvips): any file sharp reads (JPEG, PNG, WebP,
+// GIF, TIFF, AVIF/HEIF, SVG) becomes HWC RGB bytes, the convention every
+// stage after decode shares:
+//
+//   RgbImage { data: Uint8Array  [H, W, 3] row-major RGB, width: W, height: H }
+//
+// - EXIF orientation is applied, so width and height are those of the image
+//   as viewed (detectron2's read_image does the same; pycocotools never
+//   looks at pixels, so annotations must be made on the oriented image).
+// - Alpha is composited over black, not dropped: a transparent pixel's colour
+//   is arbitrary (palette entries, premultiplication leftovers), black is
+//   what the letterbox padding already is.
+// - Grayscale becomes 3 equal channels, 16-bit is scaled to 8-bit, CMYK and
+//   other colour spaces are converted to sRGB (embedded ICC profile if any).
+// - A pixel limit guards against decompression bombs: the header's claimed
+//   width × height is checked before any pixel is decoded.
+//
+// The fast path (`decodeLetterboxed`) decodes and resizes in one sharp
+// pipeline, which lets libjpeg decode at 1/2, 1/4 or 1/8 scale (shrink on
+// load, Pillow's draft mode) and libwebp decode at the target size; the
+// zero padding is a row copy in JS, measured cheaper than libvips' extend.
+import { availableParallelism } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import type { ImageRecord } from '../records.js';
+import { orderedMap } from '../streams/ordered-map.js';
+import type { OrError, Stage } from '../streams/stage.js';
+import { IDENTITY_LETTERBOX, type Letterbox, type LetterboxPlan, planLetterbox } from './letterbox.js';
+
+/** Decoded image: HWC RGB bytes. */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/**
+ * Default pixel limit: 100 megapixels (300 MB of decoded RGB). Pillow warns
+ * at 89 MP and refuses at twice that; no detection dataset comes close.
+ */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+// libvips' operation cache keeps recent results (50 MB by default) for
+// reuse; every image here is decoded once, so it would only hold memory.
+sharp.cache(false);
+// Threads libvips gives one image. Images are decoded `concurrency` at a
+// time on libuv's pool instead: at these sizes per-image threads only add
+// hand-offs, and one thread per image keeps `concurrency` the one knob.
+sharp.concurrency(1);
+
+export interface DecodeOptions {
+  /** Refuse images whose header claims more pixels than this; default DEFAULT_MAX_PIXELS. */
+  maxPixels?: number;
+}
+
+/** A file that cannot be decoded; the message says why, for the error record. */
+export class DecodeError extends Error {
+  override name = 'DecodeError';
+}
+
+/** What the header says, before any pixel is decoded. */
+export interface ImageHeader {
+  format: string;
+  /** Size as stored in the file. */
+  storedWidth: number;
+  storedHeight: number;
+  /** EXIF orientation, 1 (none) to 8. */
+  orientation: number;
+  /** Size once the orientation is applied: the size of the decoded image. */
+  width: number;
+  height: number;
+}
+
+/** A letterboxed image: the S × S canvas, the mapping, and the original (oriented) size. */
+export interface LetterboxedImage {
+  image: RgbImage;
+  letterbox: LetterboxPlan;
+  width: number;
+  height: number;
+}
+
+type Input = string | Uint8Array;
+
+async function readInput(input: Input): Promise<{ bytes: Uint8Array; where: string }> {
+  if (typeof input !== 'string') return { bytes: input, where: 'buffer' };
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(input);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new DecodeError(`file not found: ${input}`);
+    if (code === 'EISDIR') throw new DecodeError(`is a directory, not an image: ${input}`);
+    if (code === 'EACCES') throw new DecodeError(`permission denied reading ${input}`);
+    throw new DecodeError(`cannot read ${input}: ${(e as Error).message}`);
+  }
+  return { bytes, where: input };
+}
+
+function limitOf(opts: DecodeOptions): number {
+  const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!(limit > 0)) throw new RangeError(`maxPixels must be positive, got ${limit}`);
+  return limit;
+}
+
+function describeBytes(bytes: Uint8Array): string {
+  const head = Buffer.from(bytes.subarray(0, 8));
+  const printable = /^[\x20-\x7e\t\r\n]*$/.test(head.toString('latin1'));
+  return printable ? `starts with text ${JSON.stringify(head.toString('latin1'))}` : `starts with bytes ${head.toString('hex')}`;
+}
+
+// libjpeg, libpng, libwebp and libtiff each word a short file differently.
+function isTruncation(msg: string): boolean {
+  return /premature end|truncat|unexpected end|not enough data|end of (file|stream|data)/i.test(msg);
+}
+
+function firstLine(msg: string): string {
+  return msg.trim().split('\n')[0];
+}
+
+/** Reads the header only (no pixels) and enforces the pixel limit. */
+export async function readImageHeader(bytes: Uint8Array, opts: DecodeOptions = {}, where = 'buffer'): Promise<ImageHeader> {
+  if (bytes.length === 0) throw new DecodeError(`empty file (0 bytes): ${where}`);
+  let meta: sharp.Metadata;
+  try {
+    // The limit is checked below, with a message that says what to do.
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/unsupported image format/i.test(msg)) {
+      throw new DecodeError(`not an image sharp can decode (${bytes.length} bytes, ${describeBytes(bytes)}): ${where}`);
+    }
+    throw new DecodeError(`${isTruncation(msg) ? 'truncated' : 'corrupt or truncated'} image, header unreadable (${firstLine(msg)}): ${where}`);
+  }
+  const { format, width: storedWidth, height: storedHeight } = meta;
+  if (!format || !storedWidth || !storedHeight) {
+    throw new DecodeError(`image header has no size (format ${format ?? 'unknown'}): ${where}`);
+  }
+  const limit = limitOf(opts);
+  if (storedWidth * storedHeight > limit) {
+    throw new DecodeError(
+      `image is ${storedWidth}×${storedHeight} = ${(storedWidth * storedHeight).toExponential(2)} pixels, over the pixel limit of ${limit.toExponential(2)}`
+      + ` (a decompression-bomb guard, checked on the header before decoding): ${where}; raise maxPixels (--max-pixels) if the file is trusted`,
+    );
+  }
+  const orientation = meta.orientation ?? 1;
+  // Orientations 5–8 transpose the image.
+  const swap = orientation >= 5 && orientation <= 8;
+  return {
+    format,
+    storedWidth,
+    storedHeight,
+    orientation,
+    width: swap ? storedHeight : storedWidth,
+    height: swap ? storedWidth : storedHeight,
+  };
+}
+
+function pipeline(bytes: Uint8Array, limit: number): sharp.Sharp {
+  // failOn 'error': truncated and corrupt data fail; libjpeg's warnings
+  // (e.g. extraneous bytes before a marker) do not, as in Pillow and OpenCV.
+  return sharp(bytes, { failOn: 'error', limitInputPixels: limit })
+    .rotate()
+    .flatten({ background: { r: 0, g: 0, b: 0 } })
+    .toColourspace('srgb');
+}
+
+async function runToRgb(img: sharp.Sharp, where: string, header: ImageHeader): Promise<RgbImage> {
+  let out: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    out = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new DecodeError(`${isTruncation(msg) ? 'truncated' : 'corrupt or truncated'} ${header.format} data (${firstLine(msg)}): ${where}`);
+  }
+  const { data, info } = out;
+  if (info.channels !== 3) {
+    // flatten + sRGB always give 3 bands; anything else is a libvips surprise worth naming.
+    throw new DecodeError(`decoded to ${info.channels} channels, expected 3 (format ${header.format}): ${where}`);
+  }
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+}
+
+/** Decodes a file (path) or encoded bytes at full resolution: HWC RGB, orientation applied. */
+export async function decodeImage(input: Input, opts: DecodeOptions = {}): Promise<RgbImage> {
+  return (await decodeWithHeader(input, undefined, opts)).image;
+}
+
+/**
+ * The fast path: decode + orient + resize (shrink on load) in one sharp
+ * pipeline, then pad to size × size. Returns the canvas, the letterbox and
+ * the original (oriented) size, so a box on the canvas maps back with
+ * `boxToOriginal(box, letterbox)`.
+ */
+export async function decodeLetterboxed(input: Input, size: number, opts: DecodeOptions = {}): Promise<LetterboxedImage> {
+  const { image, header, plan } = await decodeWithHeader(input, size, opts);
+  return { image, letterbox: plan!, width: header.width, height: header.height };
+}
+
+async function decodeWithHeader(input: Input, size: number | undefined, opts: DecodeOptions): Promise<{ image: RgbImage; header: ImageHeader; plan?: LetterboxPlan }> {
+  const { bytes, where } = await readInput(input);
+  const header = await readImageHeader(bytes, opts, where);
+  const img = pipeline(bytes, limitOf(opts));
+  if (size === undefined) return { image: await runToRgb(img, where, header), header };
+  const plan = planLetterbox(header.width, header.height, size);
+  // fit 'fill' with the planned size: sharp resizes each axis to exactly the
+  // size computed here, so the letterbox is ours, not a second rounding.
+  const resized = await runToRgb(img.resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill' }), where, header);
+  const image = { data: padTopLeft(resized.data, resized.width, resized.height, size), width: size, height: size };
+  return { image, header, plan };
+}
+
+/** Copies a w × h RGB image into the top-left of a zeroed size × size canvas. */
+function padTopLeft(src: Uint8Array, w: number, h: number, size: number): Uint8Array {
+  const out = new Uint8Array(size * size * 3);
+  if (w === size) {
+    out.set(src.subarray(0, w * h * 3));
+  } else {
+    const row = w * 3;
+    for (let y = 0; y < h; y++) out.set(src.subarray(y * row, (y + 1) * row), y * size * 3);
+  }
+  return out;
+}
+
+/** Letterboxes an already decoded image (e.g. after augmentation) to size × size. */
+export async function letterboxImage(img: RgbImage, size: number): Promise<{ image: RgbImage; letterbox: LetterboxPlan }> {
+  const plan = planLetterbox(img.width, img.height, size);
+  let data: Uint8Array = img.data;
+  if (plan.resizedWidth !== img.width || plan.resizedHeight !== img.height) {
+    data = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+      .resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill' })
+      .raw()
+      .toBuffer();
+  }
+  return {
+    image: { data: padTopLeft(data, plan.resizedWidth, plan.resizedHeight, size), width: size, height: size },
+    letterbox: plan,
+  };
+}
+
+/**
+ * HWC RGB bytes → float32 in [0, 1], the model's input layout. Writes into
+ * `out` at `offset` (e.g. image b of a [B, S, S, 3] batch at b·S·S·3), or a
+ * new array.
+ */
+export function toFloat32(img: RgbImage, out?: Float32Array, offset = 0): Float32Array {
+  const n = img.width * img.height * 3;
+  const dst = out ?? new Float32Array(n);
+  if (offset + n > dst.length) throw new RangeError(`toFloat32: ${n} values at offset ${offset} do not fit in ${dst.length}`);
+  const src = img.data;
+  for (let i = 0; i < n; i++) dst[offset + i] = src[i] / 255;
+  return dst;
+}
+
+/** An image record after decoding: its fields, the pixels, and how they map to the original. */
+export interface DecodedRecord extends ImageRecord {
+  /** Original size, EXIF orientation applied (the size annotations are in). */
+  width: number;
+  height: number;
+  /** S × S letterboxed canvas when a size was given, else the image at full resolution. */
+  image: RgbImage;
+  /** view = original · scale + offset; the identity at full resolution. */
+  letterbox: Letterbox;
+}
+
+export interface DecodeImagesOptions extends DecodeOptions {
+  /** Directory the records' `file_name`s are relative to. */
+  root: string;
+  /** Letterbox to size × size (the model side S); full resolution when absent. */
+  size?: number;
+  /** Images decoded at once; default min(4, cores). */
+  concurrency?: number;
+}
+
+export function defaultDecodeConcurrency(): number {
+  return Math.min(4, availableParallelism());
+}
+
+/** Decodes one image record; throws DecodeError with the reason. */
+export async function decodeRecord(rec: ImageRecord, opts: DecodeImagesOptions): Promise<DecodedRecord> {
+  if (typeof rec.file_name !== 'string' || rec.file_name === '') {
+    throw new DecodeError(`record has no file_name (got ${JSON.stringify(rec).slice(0, 120)})`);
+  }
+  const file = path.resolve(opts.root, rec.file_name);
+  const { image, header, plan } = await decodeWithHeader(file, opts.size, opts);
+  const { width, height, orientation } = header;
+  // A record that states a size (COCO images do) must match the decoded
+  // image, or its boxes are in some other frame: detectron2 refuses these too.
+  if ((rec.width !== undefined && rec.width !== width) || (rec.height !== undefined && rec.height !== height)) {
+    const rotated = orientation >= 5 && rec.width === header.storedWidth && rec.height === header.storedHeight;
+    throw new DecodeError(
+      `record says ${rec.width}×${rec.height} but the image decodes to ${width}×${height}: ${file}`
+      + (rotated
+        ? ` (EXIF orientation ${orientation} is applied; the record's size is of the stored, unrotated pixels: make the annotations on the oriented image or strip the EXIF orientation)`
+        : '; fix the record or the file'),
+    );
+  }
+  const letterbox: Letterbox = plan ? { scale: plan.scale, offsetX: plan.offsetX, offsetY: plan.offsetY } : { ...IDENTITY_LETTERBOX };
+  return { ...rec, width, height, image, letterbox };
+}
+
+/**
+ * Image records → decoded records, in input order, at most `concurrency`
+ * images decoding at once. A bad image (missing, empty, not an image,
+ * truncated, over the pixel limit) becomes an ErrorRecord with stage
+ * 'decode' and the reason; error records from upstream pass through.
+ *
+ *     {image_id, file_name} → {image_id, file_name, width, height, image, letterbox}
+ *
+ * Example: `ingested.through(decodeImages({ root, size: 128, concurrency: 2 }))`
+ */
+export function decodeImages(opts: DecodeImagesOptions): Stage<OrError<ImageRecord>, OrError<DecodedRecord>> {
+  if (opts.size !== undefined) planLetterbox(1, 1, opts.size);
+  limitOf(opts);
+  const concurrency = opts.concurrency ?? defaultDecodeConcurrency();
+  return orderedMap<ImageRecord, DecodedRecord>(concurrency, (rec) => decodeRecord(rec, opts), { stage: 'decode' });
+}
