@@ -90,7 +90,22 @@ export class JsonlIndex {
     /** Per record, the score of the prediction each non-crowd GT box was matched to (−∞ when none), sorted descending; empty without --gt. */
     readonly gtStart: Uint32Array,
     readonly gtMatch: Float64Array,
-  ) {}
+  ) {
+    // Every score, and each prediction's best score, sorted ascending: the
+    // counts at any δ are then two binary searches, so the slider never waits
+    // on a pass over 100,000 records.
+    this.allScores = Float64Array.from(scores).sort();
+    const best: number[] = [];
+    for (let i = 0; i < kinds.length; i++) {
+      if (kinds[i] === Kind.Prediction) best.push(scoreStart[i + 1] > scoreStart[i] ? scores[scoreStart[i]] : -Infinity);
+    }
+    this.bestScores = Float64Array.from(best).sort();
+    this.errors = kinds.length - best.length;
+  }
+
+  private readonly allScores: Float64Array;
+  private readonly bestScores: Float64Array;
+  private readonly errors: number;
 
   get count(): number {
     return this.kinds.length;
@@ -196,21 +211,11 @@ export class JsonlIndex {
 
   /** The δ filter's counts (score > δ; an image with no survivor is dropped), from the index alone. */
   counts(delta: number): Counts {
-    let images = 0;
-    let imagesKept = 0;
-    let errors = 0;
-    let instancesKept = 0;
-    for (let i = 0; i < this.count; i++) {
-      if (this.kinds[i] !== Kind.Prediction) {
-        errors += 1;
-        continue;
-      }
-      images += 1;
-      const k = this.keptAt(i, delta);
-      instancesKept += k;
-      if (k > 0) imagesKept += 1;
-    }
-    return { delta, images, imagesKept, imagesDropped: images - imagesKept, instances: this.scores.length, instancesKept, errors };
+    const images = this.bestScores.length;
+    const imagesKept = images - countAtMost(this.bestScores, delta);
+    const instances = this.allScores.length;
+    const instancesKept = instances - countAtMost(this.allScores, delta);
+    return { delta, images, imagesKept, imagesDropped: images - imagesKept, instances, instancesKept, errors: this.errors };
   }
 
   /** Reads record i's line back (one positioned read). */
@@ -219,6 +224,18 @@ export class JsonlIndex {
     await fh.read(buf, 0, buf.length, this.offsets[i]);
     return buf.toString('utf8');
   }
+}
+
+/** Number of values ≤ `delta` in `arr`, which is sorted ascending. */
+function countAtMost(arr: Float64Array, delta: number): number {
+  let lo = 0;
+  let hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (arr[mid] <= delta) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Number of values above `delta` in arr[lo..hi), which is sorted descending. */
