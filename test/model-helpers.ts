@@ -1,10 +1,66 @@
-// Shared by the model tests: choose the backend they run on.
+// Shared by the model tests: the backend they run on, and small configs.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
+import '@tensorflow/tfjs-backend-cpu';
+import { type ModelConfig, modelConfig } from '../src/model/config.js';
+import { enableGradients } from '../src/model/gradients.js';
 
 /** The wasm backend, the embedded default the issue asks the tests to run on. */
 export async function useTestBackend(): Promise<string> {
   await tf.setBackend('wasm');
   await tf.ready();
   return tf.getBackend();
+}
+
+// The backend engineer's module registers wasm's missing Conv2DBackpropFilter.
+const BACKEND_MODULE = path.resolve(import.meta.dirname ?? '.', '..', 'src', 'model', 'backend', 'index.ts');
+
+/**
+ * A backend that can take gradients of conv2d: wasm once its
+ * Conv2DBackpropFilter kernel is registered, else cpu — and then the test
+ * says so in its output (`log`), never silently.
+ */
+export async function useTrainBackend(log: (msg: string) => void): Promise<string> {
+  await enableGradients();
+  if (existsSync(BACKEND_MODULE)) await import(pathToFileURL(BACKEND_MODULE).href);
+  if (tf.getKernel('Conv2DBackpropFilter', 'wasm')) return useTestBackend();
+  await tf.setBackend('cpu');
+  await tf.ready();
+  log('running on the cpu backend: wasm has no Conv2DBackpropFilter kernel registered yet (src/model/backend)');
+  return tf.getBackend();
+}
+
+/** A model small enough for many training steps in a test: S = 64, narrow. */
+export function smallConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
+  return modelConfig('tiny-fcos', {
+    name: 'test-small',
+    inputSize: 64,
+    backbone: { stemChannels: 8, stageChannels: [8, 16, 16, 16], stageDepths: [1, 1, 1, 1] },
+    fpn: { channels: 16, inputs: 3, extraLevels: 2 },
+    head: { towerDepth: 1, priorProb: 0.01 },
+    ...overrides,
+  });
+}
+
+/** A batch of random images with boxes on them. */
+export function randomBatch(B: number, S: number, K: number, seed: number) {
+  let s = seed >>> 0;
+  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const images = tf.randomUniform([B, S, S, 3], 0, 1, 'float32', seed) as tf.Tensor4D;
+  const gt = Array.from({ length: B }, () => {
+    const n = 1 + Math.floor(rand() * 3);
+    const boxes: number[][] = [];
+    const labels: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const w = (0.1 + 0.6 * rand()) * S, h = (0.1 + 0.6 * rand()) * S;
+      const x1 = rand() * (S - w), y1 = rand() * (S - h);
+      boxes.push([x1, y1, x1 + w, y1 + h]);
+      labels.push(Math.floor(rand() * K));
+    }
+    return { boxes, labels };
+  });
+  return { images, gt };
 }

@@ -59,9 +59,11 @@ export function nms(boxes: ArrayLike<number>, scores: ArrayLike<number>, labels:
  */
 export function postprocessImage(scores: Float32Array, box: Float32Array, points: Points, K: number, S: number, inf: InferenceConfig): Detections {
   const cand: number[] = []; // indices into scores (location·K + class)
+  // Scores are float32; compare with the float32 threshold, as PyTorch does (0.05f is not above 0.05f).
+  const thr = Math.fround(inf.scoreThreshold);
   for (let l = 0; l + 1 < points.levelStart.length; l++) {
     const level: number[] = [];
-    for (let q = points.levelStart[l] * K; q < points.levelStart[l + 1] * K; q++) if (scores[q] > inf.scoreThreshold) level.push(q);
+    for (let q = points.levelStart[l] * K; q < points.levelStart[l + 1] * K; q++) if (scores[q] > thr) level.push(q);
     if (level.length > inf.topkPerLevel) {
       level.sort((a, b) => scores[b] - scores[a]);
       level.length = inf.topkPerLevel;
