@@ -1,0 +1,45 @@
+import type { Command } from '../command.js';
+import { UsageError } from '../command.js';
+import { ingestRecords, listImages, parseShard } from '../../io/ingest.js';
+import { errorSink, progress, routeErrors, serializeJsonl, writeTo } from '../../streams/index.js';
+
+export const command: Command = {
+  name: 'ingest',
+  summary: 'list images matching globs as image records (JSONL on stdout), sorted, with stable ids; never decodes',
+  usage: 'casl ingest <glob|dir...> [--root DIR] [--shard i/N] [--errors FILE] [--quiet]',
+  example: "casl ingest 'data/fixtures/unlabeled/**/*.{jpg,png}' --root data/fixtures --shard 0/4 > shard0.jsonl",
+  options: {
+    root: { type: 'string', help: 'file_name is written relative to this directory; every match must be inside it', default: '.' },
+    shard: { type: 'string', help: 'keep shard i of N (0-based): the images with image_id mod N = i' },
+    errors: { type: 'string', help: 'write error records (JSONL) to this file instead of stderr' },
+    quiet: { type: 'boolean', help: 'no progress on stderr (the summary still appears if there were errors)', default: false },
+  },
+  async run(opts, positionals, ctx) {
+    if (positionals.length === 0) {
+      throw new UsageError(`name what to ingest: globs or directories, e.g. ${command.example}`);
+    }
+    const shard = opts.shard === undefined ? undefined : parseShard(opts.shard as string);
+    const listing = await listImages(positionals, { root: opts.root as string });
+    if (listing.files.length === 0) {
+      const why = listing.errors.map((e) => `${e.file_name}: ${e.error}`).join('; ');
+      throw new UsageError(`no files match ${positionals.map((p) => `'${p}'`).join(' ')}${why ? ` (${why})` : ''}; quote globs so the shell does not expand them`);
+    }
+    positionals.forEach((p, i) => {
+      if (listing.matches[i] === 0) ctx.stderr.write(`casl ingest: warning: '${p}' matches no file\n`);
+    });
+    const { total, records } = ingestRecords(listing, shard);
+    const p = progress('ingest', { total, quiet: opts.quiet as boolean, stderr: ctx.stderr });
+    const sink = errorSink({ file: opts.errors as string | undefined, stderr: ctx.stderr, command: 'ingest' });
+    try {
+      await records
+        .through(p.tap)
+        .through(routeErrors(sink, p.summary))
+        .through(serializeJsonl())
+        .through(writeTo(ctx.stdout));
+    } finally {
+      await sink.close();
+      p.done();
+    }
+    return 0;
+  },
+};
