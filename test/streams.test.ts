@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import _ from 'highland';
 import type { ErrorRecord } from '../src/records.js';
 import {
-  batch, errorSink, isErrorRecord, mapOk, orderedMap, parseJsonl, progress, readJsonl, routeErrors, RunSummary,
+  batch, errorSink, finishRun, isErrorRecord, mapOk, orderedMap, parseJsonl, progress, readJsonl, routeErrors, RunSummary,
   serializeJsonl, unbatch, writeTo, type OrError, type Stream,
 } from '../src/streams/index.js';
 
@@ -218,6 +218,22 @@ t.test('routeErrors takes errors out to a file or stderr and counts them', async
   const out2 = await collect(_<OrError<number>>([e1, 7, e2]).through(routeErrors(errorSink({ stderr: w, command: 'ingest' }))));
   t.same(out2, [7]);
   t.same(got, ['casl ingest: error in decode: a.jpg: bad jpeg\n', 'casl ingest: error in parse: 3: bad json\n']);
+});
+
+t.test('finishRun: JSONL out, errors aside, a summary line', async (t) => {
+  const dir = tmp();
+  const out = path.join(dir, 'out.jsonl');
+  const errors = path.join(dir, 'errors.jsonl');
+  const stderr = slowWritable(0);
+  const e: ErrorRecord = { error: 'broken', stage: 'decode', file_name: 'b.jpg' };
+  const { summary, closedEarly } = await finishRun(_<OrError<{ image_id: number }>>([{ image_id: 1 }, e, { image_id: 3 }]), {
+    command: 'demo', out, stderr: stderr.w, errors, quiet: true,
+  });
+  t.equal(closedEarly, false);
+  t.equal(readFileSync(out, 'utf8'), '{"image_id":1}\n{"image_id":3}\n');
+  t.same(JSON.parse(readFileSync(errors, 'utf8')), e);
+  t.match(summary, { ok: 2, errors: 1 });
+  t.match(stderr.got, [/^demo: 2 records, 1 error \(decode 1\) in /]);
 });
 
 t.test('progress: plain lines off a TTY, a bar on a TTY, nothing with --quiet', async (t) => {

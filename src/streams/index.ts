@@ -8,3 +8,4 @@ export { batch, unbatch } from './batch.js';
 export { orderedMap, type OrderedMapOptions } from './ordered-map.js';
 export { mapOk, routeErrors, errorSink, type ErrorSink, RunSummary } from './errors.js';
 export { progress, type Progress, type ProgressOptions, type ProgressState } from './progress.js';
+export { finishRun, type RunOutputOptions, type RunOutcome } from './run.js';

@@ -1,7 +1,7 @@
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { ingestRecords, listImages, parseShard } from '../../io/ingest.js';
-import { errorSink, progress, routeErrors, serializeJsonl, writeTo } from '../../streams/index.js';
+import { finishRun } from '../../streams/index.js';
 
 export const command: Command = {
   name: 'ingest',
@@ -28,18 +28,10 @@ export const command: Command = {
       if (listing.matches[i] === 0) ctx.stderr.write(`casl ingest: warning: '${p}' matches no file\n`);
     });
     const { total, records } = ingestRecords(listing, shard);
-    const p = progress('ingest', { total, quiet: opts.quiet as boolean, stderr: ctx.stderr });
-    const sink = errorSink({ file: opts.errors as string | undefined, stderr: ctx.stderr, command: 'ingest' });
-    try {
-      await records
-        .through(p.tap)
-        .through(routeErrors(sink, p.summary))
-        .through(serializeJsonl())
-        .through(writeTo(ctx.stdout));
-    } finally {
-      await sink.close();
-      p.done();
-    }
+    await finishRun(records, {
+      command: 'ingest', out: ctx.stdout, stderr: ctx.stderr, total,
+      quiet: opts.quiet as boolean, errors: opts.errors as string | undefined,
+    });
     return 0;
   },
 };
