@@ -131,8 +131,13 @@ export function createViewServer(o: ViewOptions): Server {
     return i;
   };
 
+  // A page's thumbnails start rendering while its JSON is on the way, so the
+  // browser's requests for them find them done or in progress; errors show
+  // up when the browser asks.
+  const warm = (file: string): Promise<unknown> => images.render(file, o.thumbSize).catch(() => undefined);
+
   /** Record i parsed back, as a tile: an error tile when it is not a prediction or its file is refused. */
-  const tile = async (i: number, delta: number): Promise<Tile> => {
+  const tile = async (i: number, delta: number, warming?: Promise<unknown>[]): Promise<Tile> => {
     const ix = o.index;
     const base: Tile = { index: i, line: ix.lines[i] };
     const text = await ix.readLine(o.jsonl, i);
@@ -171,7 +176,27 @@ export function createViewServer(o: ViewOptions): Server {
       }
     }
     t.thumb = `/thumb/${i}?v=${version}`;
+    warming?.push(warm(file.path));
     return t;
+  };
+
+  /** The first prediction's `meta` (model, backend, aug, the δ it was already filtered at): what the file is. */
+  const firstMeta = async (): Promise<unknown> => {
+    for (let i = 0; i < Math.min(o.index.count, 100); i++) {
+      if (o.index.kinds[i] === Kind.Prediction) return (JSON.parse(await o.index.readLine(o.jsonl, i)) as PredictionRecord).meta ?? null;
+    }
+    return null;
+  };
+
+  const prefetchAfter = (warming: Promise<unknown>[], next: number[]) => {
+    void Promise.all(warming).then(async () => {
+      for (const i of next) {
+        if (o.index.kinds[i] !== Kind.Prediction) continue;
+        const rec = JSON.parse(await o.index.readLine(o.jsonl, i)) as PredictionRecord;
+        const file = await resolveUnderRoot(o.root, rec.file_name);
+        if (file.ok) warm(file.path);
+      }
+    }).catch(() => undefined);
   };
 
   const sendJson = (res: ServerResponse, status: number, body: unknown) => {
@@ -209,7 +234,7 @@ export function createViewServer(o: ViewOptions): Server {
       const c = o.index.counts(0);
       return sendJson(res, 200, {
         file: path.basename(o.index.file), bytes: o.index.bytes, records: o.index.count, images: c.images,
-        instances: c.instances, errors: c.errors, gt: Boolean(o.gt), pageSize: o.pageSize, filters: FILTERS,
+        instances: c.instances, errors: c.errors, gt: Boolean(o.gt), pageSize: o.pageSize, filters: FILTERS, meta: await firstMeta(),
       });
     }
     if (p === '/api/counts') return sendJson(res, 200, o.index.counts(parseDelta(url)));
@@ -224,8 +249,16 @@ export function createViewServer(o: ViewOptions): Server {
       const page = Math.min(Math.max(0, Number(url.searchParams.get('page') ?? 0) | 0), pages - 1);
       const ids: number[] = [];
       for (let k = page * o.pageSize; k < Math.min(total, (page + 1) * o.pageSize); k++) ids.push(ord ? ord[k] : k);
-      const items = await Promise.all(ids.map((i) => tile(i, delta)));
-      return sendJson(res, 200, { filter, delta, total, page, pages, items });
+      const warming: Promise<unknown>[] = [];
+      const items = await Promise.all(ids.map((i) => tile(i, delta, warming)));
+      sendJson(res, 200, { filter, delta, total, page, pages, items });
+      // The next page is the likely next request: warm its thumbnails too, after this page's.
+      if (page + 1 < pages) {
+        const next: number[] = [];
+        for (let k = (page + 1) * o.pageSize; k < Math.min(total, (page + 2) * o.pageSize); k++) next.push(ord ? ord[k] : k);
+        prefetchAfter(warming, next);
+      }
+      return;
     }
     let m = /^\/api\/record\/([^/]+)$/.exec(p);
     if (m) return sendJson(res, 200, await tile(recordIndex(m[1]), parseDelta(url)));

@@ -96,6 +96,16 @@ export class ImageServer {
   }
 }
 
+/**
+ * Runs one tiny decode-resize-encode so libvips' first-use set-up (hundreds
+ * of ms) is paid at start, not by the first page's thumbnails.
+ */
+export async function warmUpSharp(): Promise<void> {
+  const jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).jpeg().toBuffer();
+  await sharp(jpeg).rotate().resize(32, 32, { fit: 'inside' }).flatten({ background: '#808080' }).jpeg({ quality: 82 }).toBuffer();
+  await sharp(jpeg).metadata();
+}
+
 function orientedSize(width: number, height: number, orientation?: number) {
   // EXIF orientations 5–8 turn the image by 90°.
   return orientation && orientation >= 5 ? { width: height, height: width } : { width, height };

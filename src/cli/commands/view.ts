@@ -5,6 +5,7 @@ import { UsageError } from '../command.js';
 import { GroundTruth } from '../../view/ground-truth.js';
 import { JsonlIndex } from '../../view/jsonl-index.js';
 import { createViewServer } from '../../view/server.js';
+import { warmUpSharp } from '../../view/thumbnails.js';
 
 const LOOPBACK = ['127.0.0.1', 'localhost', '::1'];
 
@@ -62,6 +63,7 @@ export const command: Command = {
     ctx.stderr.write(`casl view: indexed ${index.count} records (${c.images} images, ${c.instances} instances, `
       + `${c.errors} errors) in ${((performance.now() - t0) / 1000).toFixed(2)} s${gt ? `; ground truth for ${gt.size} images` : ''}\n`);
 
+    await warmUpSharp();
     const host = opts.host as string;
     const server = createViewServer({
       index, jsonl, root, gt,

@@ -307,6 +307,11 @@ async function main() {
   readHash();
   state.info = await getJson('/api/info');
   $('file').textContent = `${state.info.file} · ${state.info.records} records`;
+  const meta = state.info.meta;
+  if (meta) {
+    // Below the δ the file was written with, the slider shows nothing new.
+    $('meta').textContent = Object.entries(meta).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k} ${v}`).join(' · ');
+  }
   document.title = `casl view · ${state.info.file}`;
   const recallOption = $('filter').querySelector('option[value="recall"]');
   if (!state.info.gt) {
