@@ -7,6 +7,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-cpu';
 import { type ModelConfig, modelConfig } from '../src/model/config.js';
 import { enableGradients } from '../src/model/gradients.js';
+import type { GtInstances } from '../src/model/targets.js';
+import { readF32 } from '../src/model/torch-import.js';
 
 /** The wasm backend, the embedded default the issue asks the tests to run on. */
 export async function useTestBackend(): Promise<string> {
@@ -63,4 +65,19 @@ export function randomBatch(B: number, S: number, K: number, seed: number) {
     return { boxes, labels };
   });
   return { images, gt };
+}
+
+/** The PyTorch reference's parity bundle (../shared/parity/tiny-fcos-k1), or CASL_PARITY_DIR. */
+export const PARITY_DIR = process.env.CASL_PARITY_DIR ?? path.resolve(import.meta.dirname ?? '.', '..', '..', 'shared', 'parity', 'tiny-fcos-k1');
+
+/** The bundle's fixed batch: input [B, S, S, 3] and the valid gt rows of each image. */
+export function parityBatch(dir: string, B: number, S: number): { images: tf.Tensor4D; gt: GtInstances[] } {
+  const ref = (name: string) => readF32(path.join(dir, `${name}.f32`));
+  const [boxes, labels, valid] = [ref('gt_boxes'), ref('gt_labels'), ref('gt_valid')];
+  const M = valid.length / B;
+  const gt = Array.from({ length: B }, (_, b) => {
+    const rows = Array.from({ length: M }, (_, m) => b * M + m).filter((r) => valid[r] > 0);
+    return { boxes: rows.map((r) => Array.from(boxes.subarray(4 * r, 4 * r + 4))), labels: rows.map((r) => labels[r]) };
+  });
+  return { images: tf.tensor4d(ref('input'), [B, S, S, 3]), gt };
 }

@@ -7,16 +7,15 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { useTestBackend } from './model-helpers.js';
+import { PARITY_DIR as DIR, parityBatch, useTestBackend } from './model-helpers.js';
 import { modelConfig } from '../src/model/config.js';
 import { createDetector, forward } from '../src/model/detector.js';
 import { loadTorchWeights, readF32, readParityManifest } from '../src/model/torch-import.js';
 import { makePoints } from '../src/model/points.js';
-import { fcosTargets, type GtInstances } from '../src/model/targets.js';
+import { fcosTargets } from '../src/model/targets.js';
 import { fcosLoss } from '../src/model/loss.js';
 import { postprocess } from '../src/model/postprocess.js';
 
-const DIR = process.env.CASL_PARITY_DIR ?? path.resolve(import.meta.dirname ?? '.', '..', '..', 'shared', 'parity', 'tiny-fcos-k1');
 const TOL = 1e-4;
 
 /** max |a − b| / max(|b|max, 1): relative to the tensor's scale, so near-zero entries don't blow up. */
@@ -40,7 +39,7 @@ if (!existsSync(path.join(DIR, 'manifest.json'))) {
     const cfg = modelConfig('tiny-fcos', { numClasses: man.K, inputSize: man.S });
     const det = createDetector(cfg);
     loadTorchWeights(det, DIR);
-    const x = tf.tensor4d(ref('input'), [man.B, man.S, man.S, 3]);
+    const { images: x, gt } = parityBatch(DIR, man.B, man.S);
     const out = forward(det, x, { features: true });
 
     const check = async (name: string, tensor: tf.Tensor) => {
@@ -56,14 +55,8 @@ if (!existsSync(path.join(DIR, 'manifest.json'))) {
     await check('ctr_logits', out.ctr);
 
     const points = makePoints(cfg);
-    t.ok(relErr(points.data.map((v) => (Number.isFinite(v) ? v : 1e30)), ref('points').map((v) => (Number.isFinite(v) ? v : 1e30))) === 0, 'points are identical');
+    t.same(Array.from(points.data), Array.from(ref('points')), 'points are identical');
 
-    const M = 6;
-    const gtBoxes = ref('gt_boxes'), gtLabels = ref('gt_labels'), gtValid = ref('gt_valid');
-    const gt: GtInstances[] = Array.from({ length: man.B }, (_, b) => {
-      const rows = Array.from({ length: M }, (_, m) => b * M + m).filter((r) => gtValid[r] > 0);
-      return { boxes: rows.map((r) => Array.from(gtBoxes.subarray(4 * r, 4 * r + 4))), labels: rows.map((r) => gtLabels[r]) };
-    });
     const targets = fcosTargets(points, gt, cfg.centerRadius);
     t.same(Array.from(targets.pos), Array.from(ref('target_pos')), 'positive locations are identical');
     t.equal(targets.numPos, man.loss.num_pos, `N_pos = ${man.loss.num_pos}`);
