@@ -1,0 +1,235 @@
+import t, { type Test } from 'tap';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { generateFixtures, imageSeed, type FixturesOptions, type Split } from '../src/fixtures/generate.js';
+import { makeScene, sceneTint } from '../src/fixtures/scene.js';
+import { decodeMask, rleArea, rleToBbox, segmentationToRle } from '../src/geometry/mask.js';
+import { command } from '../src/cli/commands/fixtures.js';
+import { parseArgs, PROJECT_ROOT } from '../src/cli/options.js';
+import { UsageError } from '../src/cli/command.js';
+import { loadCoco } from '../src/io/coco.js';
+import { imageIdFor } from '../src/io/ingest.js';
+
+const SAMPLE = path.join(PROJECT_ROOT, 'fixtures', 'sample');
+
+function tmp(): string {
+  return mkdtempSync(path.join(tmpdir(), 'casl-fixtures-'));
+}
+
+async function make(over: Partial<FixturesOptions> = {}): Promise<string> {
+  const out = over.out ?? tmp();
+  await generateFixtures({
+    out, seed: 1, labeled: 4, unlabeled: 4, val: 4, entities: true, jpegQuality: 90, concurrency: 2, ...over,
+  });
+  return out;
+}
+
+/** Every file under dir, relative, with its bytes. */
+function tree(dir: string): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  const walk = (d: string) => {
+    for (const e of readdirSync(d).sort()) {
+      const p = path.join(d, e);
+      if (statSync(p).isDirectory()) walk(p);
+      else files.set(path.relative(dir, p), readFileSync(p));
+    }
+  };
+  walk(dir);
+  return files;
+}
+
+function sameTree(t: Test, a: string, b: string): void {
+  const ta = tree(a), tb = tree(b);
+  t.same([...ta.keys()], [...tb.keys()], 'same files');
+  const differ = [...ta.keys()].filter((k) => !tb.get(k)?.equals(ta.get(k)!));
+  t.same(differ, [], 'same bytes');
+}
+
+interface Coco {
+  info: object;
+  licenses: unknown[];
+  images: { id: number; file_name: string; width: number; height: number }[];
+  annotations: {
+    id: number; image_id: number; category_id: number; bbox: number[]; area: number; iscrowd: number;
+    segmentation: number[][] | { size: [number, number]; counts: string | number[] };
+  }[];
+  categories: { id: number; name: string; isthing: number }[];
+}
+
+function readCoco(file: string): Coco {
+  return JSON.parse(readFileSync(file, 'utf8')) as Coco;
+}
+
+/**
+ * A ground-truth file passes the COCO loader's validation (ids, images on
+ * disk, categories, boxes), and its area and bbox are those of its mask,
+ * as pycocotools would compute them.
+ */
+function checkCoco(t: Test, file: string, imagesDir: string): void {
+  let coco: Coco;
+  try {
+    coco = loadCoco(file, { root: imagesDir }) as unknown as Coco;
+  } catch (e) {
+    t.fail((e as Error).message);
+    return;
+  }
+  t.ok(coco.info && Array.isArray(coco.licenses), `${path.basename(file)}: info and licenses present (pycocotools' loadRes copies info)`);
+  const images = new Map(coco.images.map((im) => [im.id, im]));
+  const problems: string[] = [];
+  for (const a of coco.annotations) {
+    const im = images.get(a.image_id)!;
+    const [x, y, w, h] = a.bbox;
+    if (!(w > 0 && h > 0 && x >= 0 && y >= 0 && x + w <= im.width && y + h <= im.height)) problems.push(`annotation ${a.id}: bbox ${a.bbox} outside ${im.width}x${im.height}`);
+    const rle = segmentationToRle(a.segmentation, im.height, im.width);
+    if (rleArea(rle) !== a.area) problems.push(`annotation ${a.id}: area ${a.area} but mask has ${rleArea(rle)}`);
+    if (rleToBbox(rle).join() !== a.bbox.join()) problems.push(`annotation ${a.id}: bbox ${a.bbox} but mask box ${rleToBbox(rle)}`);
+    if (a.iscrowd === 1 && (Array.isArray(a.segmentation) || typeof a.segmentation.counts === 'string')) {
+      problems.push(`annotation ${a.id}: crowd without uncompressed RLE`);
+    }
+  }
+  t.same(problems, [], `${path.basename(file)}: ${coco.annotations.length} annotations consistent`);
+}
+
+t.test('same seed, same bytes; another seed, other bytes', async (t) => {
+  const a = await make(), b = await make();
+  sameTree(t, a, b);
+  const c = await make({ seed: 2 });
+  const ta = tree(a), tc = tree(c);
+  const same = [...ta.keys()].filter((k) => k.startsWith('images/') && tc.get(k)?.equals(ta.get(k)!));
+  t.same(same, [], 'no image is the same under another seed');
+  t.not(ta.get('annotations/labeled.json')!.toString(), tc.get('annotations/labeled.json')!.toString());
+});
+
+t.test('a smaller split is a prefix of a larger one', async (t) => {
+  const small = tree(await make({ labeled: 2, unlabeled: 1, val: 0 }));
+  const large = tree(await make());
+  for (const [k, v] of small) if (k.startsWith('images/')) t.ok(large.get(k)?.equals(v), `${k} unchanged`);
+});
+
+t.test('COCO files: ids, categories, boxes, areas and masks agree', async (t) => {
+  const dir = await make({ labeled: 6, unlabeled: 6, val: 6 });
+  checkCoco(t, path.join(dir, 'annotations', 'labeled.json'), path.join(dir, 'images', 'labeled'));
+  checkCoco(t, path.join(dir, 'annotations', 'val.json'), path.join(dir, 'images', 'val'));
+  checkCoco(t, path.join(dir, 'annotations', 'unlabeled_hidden_gt.json'), path.join(dir, 'images', 'unlabeled'));
+  for (const split of ['labeled', 'val']) {
+    const file = path.join(dir, 'annotations', `${split}_entities.json`);
+    checkCoco(t, file, path.join(dir, 'images', split));
+    const coco = readCoco(file);
+    t.same(coco.categories.filter((c) => !c.isthing).map((c) => c.name), ['sky', 'ground', 'water']);
+    const stuffIds = new Set(coco.categories.filter((c) => !c.isthing).map((c) => c.id));
+    t.ok(coco.annotations.some((a) => stuffIds.has(a.category_id)), `${split}: entities include stuff`);
+    // Entities tile the picture: no pixel belongs to two of them.
+    for (const im of coco.images) {
+      const cover = new Uint8Array(im.width * im.height);
+      for (const a of coco.annotations.filter((x) => x.image_id === im.id)) {
+        const m = decodeMask(segmentationToRle(a.segmentation, im.height, im.width));
+        for (let i = 0; i < m.length; i++) cover[i] += m[i];
+      }
+      t.ok(cover.every((c) => c <= 1), `${split} image ${im.id}: entity masks do not overlap`);
+    }
+  }
+  const val = readCoco(path.join(dir, 'annotations', 'val.json'));
+  t.ok(val.images.every((im) => im.id === imageIdFor(im.file_name)), 'image ids are those casl ingest gives the files');
+  const noEntities = await make({ entities: false, labeled: 1, unlabeled: 1, val: 1 });
+  t.same(readdirSync(path.join(noEntities, 'annotations')).sort(), ['labeled.json', 'unlabeled_hidden_gt.json', 'val.json']);
+});
+
+t.test('masks cover the pixels painted for their thing', async (t) => {
+  const dir = await make({ labeled: 10, unlabeled: 0, val: 0 });
+  const coco = readCoco(path.join(dir, 'annotations', 'labeled.json'));
+  let pngs = 0;
+  for (const [index, im] of coco.images.entries()) {
+    const decoded = await sharp(path.join(dir, 'images', 'labeled', im.file_name)).raw().toBuffer({ resolveWithObject: true });
+    t.equal(decoded.info.channels, 3);
+    const rgb = decoded.data;
+    const lossless = im.file_name.endsWith('.png');
+    if (lossless) pngs++;
+    // The scene again, to know what each thing's surface looks like at each pixel.
+    const scene = makeScene(imageSeed(1, 'labeled' as Split, index));
+    const tint = sceneTint(scene);
+    const things = scene.things;
+    const anns = coco.annotations.filter((a) => a.image_id === im.id);
+    t.equal(anns.length, things.length, `image ${im.id}: one annotation a thing`);
+    const px = new Uint8ClampedArray(3);
+    anns.forEach((a, k) => {
+      const mask = decodeMask(segmentationToRle(a.segmentation, im.height, im.width));
+      const layers = things[k].layers;
+      let inside = 0, match = 0, border = 0, borderMatch = 0;
+      const agrees = (p: number, layer: number) => {
+        scene.layers[layer].paint(p % im.width, Math.floor(p / im.width), px, 0);
+        const d = Math.max(...[0, 1, 2].map((c) => Math.abs(Math.min(255, Math.round(px[c] * tint[c])) - rgb[3 * p + c])));
+        return d <= (lossless ? 1 : 48);
+      };
+      for (let p = 0; p < mask.length; p++) {
+        if (mask[p]) {
+          inside++;
+          if (layers.some((l) => agrees(p, l))) match++;
+        } else if ((p % im.width > 0 && mask[p - 1]) || (p % im.width < im.width - 1 && mask[p + 1])) {
+          border++;
+          if (layers.some((l) => agrees(p, l))) borderMatch++;
+        }
+      }
+      const need = lossless ? 1 : 0.75;
+      t.ok(match / inside >= need, `image ${im.id} annotation ${a.id}: ${match}/${inside} pixels in the mask show its thing`);
+      // Just outside the mask the thing's surface is (mostly) not what is shown.
+      if (lossless && border > 0) t.ok(borderMatch / border < 0.5, `image ${im.id} annotation ${a.id}: ${borderMatch}/${border} border pixels look like it`);
+    });
+  }
+  t.ok(pngs > 0, 'some images are PNG, checked exactly');
+});
+
+t.test('sizes, counts and variety', async (t) => {
+  const dir = await make({ labeled: 60, unlabeled: 0, val: 0 });
+  const coco = readCoco(path.join(dir, 'annotations', 'labeled.json'));
+  const plain = coco.annotations.filter((a) => !a.iscrowd);
+  const small = plain.filter((a) => a.area < 32 * 32).length;
+  const large = plain.filter((a) => a.area >= 96 * 96).length;
+  const medium = plain.length - small - large;
+  for (const [name, n] of [['small', small], ['medium', medium], ['large', large]] as const) {
+    t.ok(n >= 0.08 * plain.length, `${name}: ${n} of ${plain.length} annotations`);
+  }
+  const perImage = coco.images.map((im) => plain.filter((a) => a.image_id === im.id).length);
+  t.ok(perImage.every((n) => n >= 1 && n <= 8), `1-8 things an image (${Math.min(...perImage)}-${Math.max(...perImage)})`);
+  t.ok(coco.images.every((im) => im.width >= 160 && im.width <= 320 && im.height >= 160 && im.height <= 320), 'sizes 160-320');
+  t.ok(coco.images.some((im) => im.width > im.height) && coco.images.some((im) => im.width < im.height), 'landscape and portrait');
+  t.ok(coco.images.some((im) => im.file_name.endsWith('.png')) && coco.images.some((im) => im.file_name.endsWith('.jpg')), 'JPEG and PNG');
+  t.same(new Set(plain.map((a) => a.category_id)).size, 6, 'all six classes');
+  t.ok(coco.annotations.some((a) => a.iscrowd === 1), 'some crowds');
+  t.ok(plain.some((a) => Array.isArray(a.segmentation)) && plain.some((a) => !Array.isArray(a.segmentation)), 'polygons and RLE (occluded)');
+  // The smallest thing still has a 10-pixel side once letterboxed to 128.
+  const tiny = plain.filter((a) => {
+    const im = coco.images.find((i) => i.id === a.image_id)!;
+    return Math.max(a.bbox[2], a.bbox[3]) * (128 / Math.max(im.width, im.height)) < 5;
+  });
+  t.ok(tiny.length <= 0.02 * plain.length, `${tiny.length} things under 5 px at 128 (heavily occluded ones only)`);
+});
+
+t.test('the committed sample is what the generator makes now', async (t) => {
+  const manifest = JSON.parse(readFileSync(path.join(SAMPLE, 'fixtures.json'), 'utf8'));
+  const out = await make({
+    seed: manifest.seed, labeled: manifest.labeled, unlabeled: manifest.unlabeled, val: manifest.val,
+    entities: manifest.entities, jpegQuality: manifest.jpeg_quality,
+  });
+  t.comment('if this fails after a generator change, regenerate: make fixtures-sample');
+  sameTree(t, SAMPLE, out);
+});
+
+t.test('command line: --out required, a foreign directory refused, an old tree replaced', async (t) => {
+  const ctx = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
+  const run = (argv: string[]) => {
+    const { opts, positionals } = parseArgs(command, argv);
+    return command.run(opts, positionals, ctx);
+  };
+  await t.rejects(run(['--labeled', '1']), UsageError);
+  const foreign = tmp();
+  writeFileSync(path.join(foreign, 'thesis.tex'), 'precious');
+  await t.rejects(run(['--out', foreign, '--labeled', '1', '--unlabeled', '0', '--val', '0', '--quiet']), /not a casl fixtures directory/);
+  await t.rejects(run(['--out', tmp(), '--labeled', '-1', '--quiet']), /--labeled must be a whole number/);
+  const dir = tmp();
+  t.equal(await run(['--out', dir, '--labeled', '3', '--unlabeled', '0', '--val', '0', '--quiet']), 0);
+  mkdirSync(path.join(dir, 'images', 'labeled'), { recursive: true });
+  t.equal(await run(['--out', dir, '--labeled', '1', '--unlabeled', '0', '--val', '0', '--quiet']), 0);
+  t.same(readdirSync(path.join(dir, 'images', 'labeled')).length, 1, 'images of the older, larger run are gone');
+});
