@@ -120,6 +120,8 @@ t.test('serializeJsonl and readJsonl round trip through a file', async (t) => {
   writeFileSync(file, '{"a":1}\n{');
   const out = await collect(readJsonl(file));
   t.match(out[1], { file_name: file, line: 2 });
+  t.throws(() => readJsonl(path.join(path.dirname(file), 'missing.jsonl')), /cannot read .*missing\.jsonl: ENOENT/);
+  t.throws(() => readJsonl(path.dirname(file)), /is not a file/);
 });
 
 t.test('writeTo: waits for drain, reports a closed pipe as an early end', async (t) => {

@@ -1,6 +1,7 @@
 // JSONL in and out: one JSON object a line, UTF-8, each line ended by `\n`.
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import _ from 'highland';
+import { UsageError } from '../cli/command.js';
 import type { ErrorRecord } from '../records.js';
 import type { OrError, Stage, Stream } from './stage.js';
 
@@ -152,6 +153,8 @@ export function serializeJsonl<T>(): Stage<T, string> {
 /**
  * The records of a JSONL file, or of a readable stream such as stdin
  * (`'-'` means stdin): a byte stream read with backpressure, then parseJsonl.
+ * A path that is missing or not a file is a UsageError at once, before any
+ * stage starts.
  *
  * Example: `readJsonl('-', { stdin: process.stdin })`
  */
@@ -168,6 +171,13 @@ export function readJsonl<T extends object = Record<string, unknown>>(
     bytes = _<Buffer | string>(opts.stdin ?? process.stdin);
     source ??= '<stdin>';
   } else {
+    let isFile = false;
+    try {
+      isFile = statSync(input).isFile();
+    } catch (e) {
+      throw new UsageError(`cannot read ${input}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; give a JSONL file or - for stdin`);
+    }
+    if (!isFile) throw new UsageError(`${input} is not a file; give a JSONL file or - for stdin`);
     bytes = _<Buffer | string>(createReadStream(input));
     source ??= input;
   }
