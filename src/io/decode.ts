@@ -20,7 +20,7 @@
 // load, Pillow's draft mode) and libwebp decode at the target size; the
 // zero padding is a row copy in JS, measured cheaper than libvips' extend.
 import { availableParallelism } from 'node:os';
-import { readFile } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { ImageRecord } from '../records.js';
@@ -84,17 +84,29 @@ type Input = string | Uint8Array;
 
 async function readInput(input: Input): Promise<{ bytes: Uint8Array; where: string }> {
   if (typeof input !== 'string') return { bytes: input, where: 'buffer' };
-  let bytes: Uint8Array;
+  // One open, one stat, one read: fs.readFile's chunked reads cost a pool
+  // round trip each (about 0.2 ms of CPU an image, measured on 640×480 JPEGs).
+  let fh: FileHandle | undefined;
   try {
-    bytes = await readFile(input);
+    fh = await open(input, 'r');
+    const { size } = await fh.stat();
+    const bytes = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const { bytesRead } = await fh.read(bytes, got, size - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return { bytes: bytes.subarray(0, got), where: input };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new DecodeError(`file not found: ${input}`);
     if (code === 'EISDIR') throw new DecodeError(`is a directory, not an image: ${input}`);
     if (code === 'EACCES') throw new DecodeError(`permission denied reading ${input}`);
     throw new DecodeError(`cannot read ${input}: ${(e as Error).message}`);
+  } finally {
+    await fh?.close();
   }
-  return { bytes, where: input };
 }
 
 function limitOf(opts: DecodeOptions): number {

@@ -1,0 +1,240 @@
+// casl bench decode: decode + letterbox throughput of 640×480 JPEGs to
+// 128×128 through the decodeImages stage at concurrency 1 and 2, Pillow
+// doing the same job side by side (when /usr/bin/python3 has PIL; casl never
+// needs Python), and the peak RSS of `casl ingest` over 20,000 files.
+//
+// Rounds interleave casl c1, casl c2 and Pillow, so load from elsewhere on
+// the machine hits all three alike; each figure is the best round.
+// Pillow gets its fastest comparable path: draft mode (libjpeg DCT scaling,
+// as sharp's shrink on load), bilinear resize, paste into a zero canvas,
+// np.asarray — the same HWC uint8 casl produces (casl resizes with lanczos3).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import _ from 'highland';
+import sharp from 'sharp';
+import type { Benchmark } from './benchmark.js';
+import { PROJECT_ROOT } from '../src/cli/options.js';
+import { decodeImages } from '../src/io/decode.js';
+import type { OrError } from '../src/streams/stage.js';
+import { type ImageRecord, isErrorRecord } from '../src/records.js';
+
+const W = 640;
+const H = 480;
+const S = 128;
+const PYTHON = '/usr/bin/python3';
+const TIME = '/usr/bin/time';
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Photo-like 640×480 JPEGs: a smooth random colour field (sky, walls),
+ * a few hard-edged shapes (objects), grain; quality 75–95, some 4:4:4.
+ */
+async function makePhotos(dir: string, n: number): Promise<{ files: string[]; meanKb: number }> {
+  const r = rng(7);
+  const files: string[] = [];
+  let bytes = 0;
+  for (let k = 0; k < n; k++) {
+    const lw = 4 + Math.floor(r() * 16);
+    const lh = 3 + Math.floor(r() * 12);
+    const low = Buffer.alloc(lw * lh * 3);
+    for (let i = 0; i < low.length; i++) low[i] = Math.floor(r() * 256);
+    const field = await sharp(low, { raw: { width: lw, height: lh, channels: 3 } }).resize(W, H, { fit: 'fill', kernel: 'cubic' }).raw().toBuffer();
+    const grain = 10 + r() * 40;
+    for (let i = 0; i < field.length; i++) field[i] = Math.max(0, Math.min(255, field[i] + (r() - 0.5) * grain));
+    const shapes = Array.from({ length: 2 + Math.floor(r() * 6) }, () => {
+      const w = 20 + Math.floor(r() * 200);
+      const h = 20 + Math.floor(r() * 200);
+      const fill = `rgb(${Math.floor(r() * 256)},${Math.floor(r() * 256)},${Math.floor(r() * 256)})`;
+      const svg = r() < 0.5
+        ? `<svg width="${w}" height="${h}"><ellipse cx="${w / 2}" cy="${h / 2}" rx="${w / 2}" ry="${h / 2}" fill="${fill}"/></svg>`
+        : `<svg width="${w}" height="${h}"><rect width="${w}" height="${h}" fill="${fill}" stroke="black" stroke-width="3"/></svg>`;
+      return { input: Buffer.from(svg), left: Math.floor(r() * (W - w)), top: Math.floor(r() * (H - h)) };
+    });
+    const file = `photo-${String(k).padStart(4, '0')}.jpg`;
+    const flat = await sharp(field, { raw: { width: W, height: H, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+    await sharp(flat).composite(shapes)
+      .jpeg({ quality: 75 + Math.floor(r() * 21), chromaSubsampling: r() < 0.2 ? '4:4:4' : '4:2:0' })
+      .toFile(path.join(dir, file));
+    bytes += statSync(path.join(dir, file)).size;
+    files.push(file);
+  }
+  return { files, meanKb: bytes / n / 1024 };
+}
+
+/** Decodes `passes` passes of `files` through decodeImages; any error record fails the benchmark. */
+async function caslDecode(root: string, files: string[], passes: number, concurrency: number): Promise<void> {
+  const records: ImageRecord[] = [];
+  for (let p = 0; p < passes; p++) files.forEach((file_name, i) => records.push({ image_id: p * files.length + i + 1, file_name }));
+  await new Promise<void>((resolve, reject) => {
+    _<OrError<ImageRecord>>(records)
+      .through(decodeImages({ root, size: S, concurrency }))
+      .stopOnError(reject)
+      .each((r) => {
+        if (isErrorRecord(r)) reject(new Error(`bench decode: ${r.file_name}: ${r.error}`));
+      })
+      .done(resolve);
+  });
+}
+
+const PILLOW_SCRIPT = `
+import io, sys, time
+import numpy as np
+from PIL import Image, ImageOps
+root, size, passes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+files = sys.argv[4:]
+def one(path):
+    im = Image.open(path)
+    im.draft('RGB', (size, size))
+    im = ImageOps.exif_transpose(im).convert('RGB')
+    w, h = im.size
+    s = size / max(w, h)
+    im = im.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR)
+    canvas = Image.new('RGB', (size, size))
+    canvas.paste(im, (0, 0))
+    return np.asarray(canvas)
+t = time.perf_counter()
+for _ in range(passes):
+    for f in files:
+        a = one(root + '/' + f)
+        assert a.shape == (size, size, 3)
+print(passes * len(files) / (time.perf_counter() - t))
+`;
+
+function pillowAvailable(): boolean {
+  if (!existsSync(PYTHON)) return false;
+  return spawnSync(PYTHON, ['-c', 'import PIL, numpy'], { stdio: 'ignore' }).status === 0;
+}
+
+function pillowRate(script: string, root: string, files: string[], passes: number): number {
+  const res = spawnSync(PYTHON, [script, root, String(S), String(passes), ...files], { encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`bench decode: the Pillow script failed: ${res.stderr}`);
+  return Number(res.stdout.trim());
+}
+
+/** `count` tiny files, 200 to a directory, named like a dataset's images (ingest never opens them). */
+function makeFiles(dir: string, count: number): void {
+  for (let d = 0; d * 200 < count; d++) {
+    const sub = path.join(dir, `part-${String(d).padStart(3, '0')}`);
+    mkdirSync(sub, { recursive: true });
+    for (let i = d * 200; i < Math.min(count, (d + 1) * 200); i++) writeFileSync(path.join(sub, `img_${String(i).padStart(6, '0')}.jpg`), 'x');
+  }
+}
+
+/**
+ * Runs a node command and returns its peak RSS in MB (the kernel's maximum
+ * resident set size, from GNU time, or the last VmHWM seen while polling
+ * /proc when GNU time is absent) and its stdout line count.
+ */
+async function peakRss(args: string[]): Promise<{ mb: number; lines: number; how: string }> {
+  const useTime = existsSync(TIME);
+  const out = path.join(tmpdir(), `casl-bench-time-${process.pid}`);
+  const child = useTime
+    ? spawn(TIME, ['-f', '%M', '-o', out, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let lines = 0;
+  child.stdout!.on('data', (b: Buffer) => {
+    for (const c of b) if (c === 10) lines++;
+  });
+  let hwmKb = 0;
+  const poll = useTime ? undefined : setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (m) hwmKb = Math.max(hwmKb, Number(m[1]));
+    } catch {
+      // the process has just exited
+    }
+  }, 10);
+  const code: number = await new Promise((resolve) => child.on('close', resolve));
+  if (poll) clearInterval(poll);
+  if (code !== 0) throw new Error(`bench decode: node ${args.join(' ')} exited with ${code}`);
+  if (useTime) {
+    hwmKb = Number(readFileSync(out, 'utf8').trim().split('\n').pop());
+    rmSync(out);
+  }
+  return { mb: hwmKb / 1024, lines, how: useTime ? 'GNU time %M' : 'VmHWM polled every 10 ms' };
+}
+
+export const benchmark: Benchmark = {
+  name: 'decode',
+  summary: 'decode + letterbox of 640×480 JPEGs to 128×128 (casl at concurrency 1 and 2, Pillow beside it); casl ingest peak RSS over 20,000 files',
+  async run(opts) {
+    const nPhotos = opts.quick ? 40 : 200;
+    const passes = opts.quick ? 1 : 3;
+    const rounds = opts.quick ? 1 : 3;
+    const nFiles = opts.quick ? 2_000 : 20_000;
+    const dir = mkdtempSync(path.join(tmpdir(), 'casl-bench-decode-'));
+    try {
+      const photos = path.join(dir, 'photos');
+      mkdirSync(photos);
+      opts.log(`making ${nPhotos} photo-like ${W}×${H} JPEGs`);
+      const { files, meanKb } = await makePhotos(photos, nPhotos);
+      const pillow = pillowAvailable();
+      const script = path.join(dir, 'pillow_decode.py');
+      writeFileSync(script, PILLOW_SCRIPT);
+      if (!pillow) opts.log(`no Pillow (${PYTHON} with PIL and numpy): pillow_images_per_s is null`);
+      // A warm-up pass: page cache, JIT, libvips start-up.
+      await caslDecode(photos, files, 1, 2);
+      const best = { c1: 0, c2: 0, pil: 0 };
+      for (let r = 0; r < rounds; r++) {
+        const n = files.length * passes;
+        let t = performance.now();
+        await caslDecode(photos, files, passes, 1);
+        best.c1 = Math.max(best.c1, n / ((performance.now() - t) / 1000));
+        t = performance.now();
+        await caslDecode(photos, files, passes, 2);
+        best.c2 = Math.max(best.c2, n / ((performance.now() - t) / 1000));
+        if (pillow) best.pil = Math.max(best.pil, pillowRate(script, photos, files, passes));
+        opts.log(`round ${r + 1}/${rounds}: best so far c1 ${best.c1.toFixed(0)}, c2 ${best.c2.toFixed(0)}${pillow ? `, Pillow ${best.pil.toFixed(0)}` : ''} images/s`);
+      }
+
+      const tree = path.join(dir, 'many');
+      opts.log(`making ${nFiles} files for casl ingest`);
+      makeFiles(tree, nFiles);
+      const bin = path.join(PROJECT_ROOT, 'bin', 'casl.js');
+      const ingest = await peakRss([bin, 'ingest', `${tree}/**/*.jpg`, '--root', tree, '--quiet']);
+      if (ingest.lines !== nFiles) throw new Error(`bench decode: casl ingest printed ${ingest.lines} records for ${nFiles} files`);
+      const bare = await peakRss(['-e', '0']);
+
+      const pil = pillow ? best.pil : null;
+      const ratio = (x: number) => (pil ? x / pil : null);
+      const figures = {
+        decode_images_per_s_c1: Math.round(best.c1),
+        decode_images_per_s_c2: Math.round(best.c2),
+        pillow_images_per_s: pil === null ? null : Math.round(pil),
+        speedup_c1_vs_pillow: ratio(best.c1) === null ? null : Number(ratio(best.c1)!.toFixed(2)),
+        speedup_c2_vs_pillow: ratio(best.c2) === null ? null : Number(ratio(best.c2)!.toFixed(2)),
+        ingest_peak_rss_mb: Number(ingest.mb.toFixed(1)),
+        node_bare_rss_mb: Number(bare.mb.toFixed(1)),
+        ingest_files: nFiles,
+      };
+      const vs = (x: number) => (pil ? `${(x / pil).toFixed(2)}× Pillow` : '');
+      return {
+        figures,
+        table: [
+          ['what', 'figure', 'unit', 'compared'],
+          ['casl decode+letterbox, concurrency 1', Math.round(best.c1), 'images/s', vs(best.c1)],
+          ['casl decode+letterbox, concurrency 2', Math.round(best.c2), 'images/s', vs(best.c2)],
+          ['Pillow draft+bilinear+pad, 1 process', pil === null ? 'n/a' : Math.round(pil), 'images/s', pil === null ? 'no /usr/bin/python3 with PIL' : ''],
+          [`casl ingest, ${nFiles} files, peak RSS`, Number(ingest.mb.toFixed(1)), 'MB', `bare node: ${bare.mb.toFixed(1)} MB`],
+        ],
+        notes: [
+          `${nPhotos} JPEGs of ${W}×${H}, mean ${meanKb.toFixed(0)} KB, ${passes} passes a round, best of ${rounds} rounds (casl c1, c2 and Pillow interleaved); peak RSS by ${ingest.how}.`,
+        ],
+      };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
