@@ -8,7 +8,6 @@
 //   GET /api/info              file, sizes, whether --gt was given
 //   GET /api/counts?delta=D    the δ filter's counts at D (score > D)
 //   GET /api/page?delta=D&filter=F&page=P   one page of tiles in filter F's order
-//   GET /api/record/I?delta=D  record I as one tile (the image view)
 //   GET /thumb/I, /image/I     record I's image as a thumbnail / display-size JPEG
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -260,9 +259,7 @@ export function createViewServer(o: ViewOptions): Server {
       }
       return;
     }
-    let m = /^\/api\/record\/([^/]+)$/.exec(p);
-    if (m) return sendJson(res, 200, await tile(recordIndex(m[1]), parseDelta(url)));
-    m = /^\/(thumb|image)\/([^/]+)$/.exec(p);
+    const m = /^\/(thumb|image)\/([^/]+)$/.exec(p);
     if (m) return serveImage(res, recordIndex(m[2]), m[1] === 'thumb' ? o.thumbSize : o.imageSize);
     throw new HttpError(404, `nothing at ${p}`);
   };

@@ -13,7 +13,7 @@ export const command: Command = {
   name: 'view',
   summary: 'browse predictions / pseudo labels in a local web page: boxes, masks, a δ slider with the filter\'s counts',
   usage: 'casl view PRED.jsonl --root IMAGES [--gt GT.json] [--port P] [--host H]',
-  example: 'casl view runs/pseudo-labels.jsonl --root data/fixtures/unlabeled --port 8765',
+  example: 'casl view runs/pseudo-labels.jsonl --root data/fixtures/images/unlabeled --gt data/fixtures/annotations/unlabeled_hidden_gt.json',
   options: {
     root: { type: 'string', help: 'folder the records\' file_name are relative to; nothing outside it is served' },
     gt: { type: 'string', help: 'COCO ground truth: enables the lowest-recall filter (IoU ≥ 0.5, class-agnostic) and GT boxes' },
