@@ -8,4 +8,8 @@ if (!existsSync(fileURLToPath(main))) {
   process.exit(2);
 }
 const { run } = await import(main.href);
-process.exitCode = await run(process.argv.slice(2));
+const code = await run(process.argv.slice(2));
+// Exit explicitly: the wasm backend's worker threads would otherwise keep
+// the process alive after the work is done. Every command has flushed its
+// outputs by the time run() resolves.
+process.exit(code);
