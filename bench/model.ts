@@ -1,0 +1,219 @@
+// `casl bench model`: tiny-fcos at S = 128, K = 1 — a training step at B = 8
+// (forward, targets, loss, backward, SGD), inference at B = 16 including
+// post-processing, and forward only, on each available backend; beside it,
+// in the same run, the PyTorch reference of the same spec
+// (../shared/reference/tiny_fcos_torch.py) when /usr/bin/python3 has torch.
+//
+// JSON: the first backend's figures under the issue's keys (backend,
+// train_step_ms, infer_images_per_s, forward_images_per_s), every further
+// backend's under the same keys prefixed with its name (cpu_train_step_ms, …),
+// `backends` listing them; torch_* figures and the ratios casl/torch
+// (train_ratio: step time, lower is better; infer_ratio, forward_ratio:
+// throughput, higher is better); null where something could not run.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Benchmark, BenchResult } from './benchmark.js';
+import { PROJECT_ROOT } from '../src/cli/options.js';
+import { type BackendInfo, type ResolvedBackend, describeBackend, initBackend } from '../src/model/backend/index.js';
+import { profileKernels } from '../src/model/backend/profile.js';
+import { modelConfig } from '../src/model/config.js';
+import { type Detector, createDetector, disposeDetector, disposeOutput, forward } from '../src/model/detector.js';
+import { Optimizer, SGD_DEFAULTS } from '../src/model/optim.js';
+import { makePoints } from '../src/model/points.js';
+import { postprocess } from '../src/model/postprocess.js';
+import type { GtInstances } from '../src/model/targets.js';
+import { type Batch, lossAndGrads, trainStep } from '../src/model/train-step.js';
+
+const S = 128;
+const K = 1;
+const TRAIN_B = 8;
+const INFER_B = 16;
+const PYTHON = '/usr/bin/python3';
+const TORCH_REF = process.env.CASL_TORCH_REFERENCE ?? path.resolve(PROJECT_ROOT, '..', 'shared', 'reference', 'tiny_fcos_torch.py');
+
+/** tfjs's registry name of each casl backend. */
+const TF_NAME: Record<ResolvedBackend, string> = { 'tfjs-node-gpu': 'tensorflow', 'tfjs-node': 'tensorflow', wasm: 'wasm', cpu: 'cpu' };
+
+const run = promisify(execFile);
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let r = Math.imul(a ^ (a >>> 15), 1 | a);
+    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
+    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random images and 1–6 random boxes each, like the reference's synth_batch. */
+function syntheticBatch(B: number, seed: number): Batch {
+  const r = rng(seed);
+  const pixels = new Float32Array(B * S * S * 3);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = r();
+  const gt: GtInstances[] = Array.from({ length: B }, () => {
+    const n = 1 + Math.floor(r() * 6);
+    const boxes: number[][] = [];
+    for (let i = 0; i < n; i++) {
+      const w = 8 + r() * (S / 2), h = 8 + r() * (S / 2);
+      const x = r() * (S - w), y = r() * (S - h);
+      boxes.push([x, y, x + w, y + h]);
+    }
+    return { boxes, labels: boxes.map(() => 0) };
+  });
+  return { images: tf.tensor4d(pixels, [B, S, S, 3]), gt };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function timeIt(warmup: number, iters: number, f: () => Promise<void>): Promise<number> {
+  for (let i = 0; i < warmup; i++) await f();
+  const ms: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    await f();
+    ms.push(performance.now() - t0);
+  }
+  return median(ms);
+}
+
+interface Figures {
+  train_step_ms: number;
+  infer_images_per_s: number;
+  forward_images_per_s: number;
+}
+
+async function measure(det: Detector, iters: { warmup: number; n: number }): Promise<Figures> {
+  const cfg = det.config;
+  const points = makePoints(cfg, S);
+  const opt = new Optimizer(SGD_DEFAULTS);
+  const trainBatches = [syntheticBatch(TRAIN_B, 1), syntheticBatch(TRAIN_B, 2)];
+  const inferImages = [syntheticBatch(INFER_B, 3).images, syntheticBatch(INFER_B, 4).images];
+  let it = 0;
+  const trainMs = await timeIt(iters.warmup, iters.n, async () => {
+    await trainStep(det, opt, trainBatches[it++ % 2], { lr: 0.01, points });
+  });
+  it = 0;
+  const inferMs = await timeIt(iters.warmup, iters.n, async () => {
+    const out = forward(det, inferImages[it++ % 2]);
+    await postprocess(out, points, S, cfg.inference);
+    disposeOutput(out);
+  });
+  const forwardMs = await timeIt(iters.warmup, iters.n, async () => {
+    const out = forward(det, inferImages[it++ % 2]);
+    await Promise.all([out.cls.data(), out.box.data(), out.ctr.data()]);
+    disposeOutput(out);
+  });
+  tf.dispose([...trainBatches.map((b) => b.images), ...inferImages]);
+  opt.dispose();
+  return { train_step_ms: trainMs, infer_images_per_s: INFER_B / (inferMs / 1000), forward_images_per_s: INFER_B / (forwardMs / 1000) };
+}
+
+interface TorchFigures {
+  torch_train_step_ms: number | null;
+  torch_infer_images_per_s: number | null;
+  torch_forward_images_per_s: number | null;
+  torch_version: string | null;
+}
+
+async function torchReference(quick: boolean, log: (l: string) => void): Promise<TorchFigures> {
+  const none: TorchFigures = { torch_train_step_ms: null, torch_infer_images_per_s: null, torch_forward_images_per_s: null, torch_version: null };
+  if (!existsSync(PYTHON) || !existsSync(TORCH_REF)) {
+    log(`PyTorch reference not run: ${existsSync(PYTHON) ? TORCH_REF : PYTHON} not found`);
+    return none;
+  }
+  try {
+    await run(PYTHON, ['-c', 'import torch'], { timeout: 60_000 });
+  } catch {
+    log(`PyTorch reference not run: ${PYTHON} cannot import torch`);
+    return none;
+  }
+  const iters = quick ? ['--warmup', '1', '--iters', '3'] : ['--iters', '20'];
+  const shape = ['--S', String(S), '--K', String(K)];
+  const train = JSON.parse((await run(PYTHON, [TORCH_REF, 'train-bench', '--B', String(TRAIN_B), ...shape, ...iters], { timeout: 600_000 })).stdout);
+  const infer = JSON.parse((await run(PYTHON, [TORCH_REF, 'infer-bench', '--B', String(INFER_B), ...shape, ...iters], { timeout: 600_000 })).stdout);
+  return {
+    torch_train_step_ms: train.train.total.median_ms,
+    torch_infer_images_per_s: infer.infer.imgs_per_s,
+    torch_forward_images_per_s: infer.infer.imgs_per_s_fwd_only,
+    torch_version: `${train.env.torch} (${train.env.threads} threads)`,
+  };
+}
+
+/** The chosen backend first, then every other one that is registered and initialises. */
+async function backendsToMeasure(chosen: BackendInfo, onlyChosen: boolean): Promise<ResolvedBackend[]> {
+  if (onlyChosen) return [chosen.name];
+  const others: ResolvedBackend[] = ['wasm', 'cpu'];
+  return [chosen.name, ...others.filter((b) => b !== chosen.name)];
+}
+
+export const benchmark: Benchmark = {
+  name: 'model',
+  summary: `tiny-fcos S=${S} K=${K}: train step (B=${TRAIN_B}), inference with post-processing and forward only (B=${INFER_B}), per backend, beside PyTorch`,
+  async run(opts): Promise<BenchResult> {
+    const chosen = await initBackend(opts.backend, { log: opts.log });
+    const names = await backendsToMeasure(chosen, opts.backend !== undefined);
+    const figures: BenchResult['figures'] = { backend: describeBackend(chosen), backends: names.join(',') };
+    const table: (string | number)[][] = [['backend', 'train step ms (B=8)', 'infer images/s (B=16, with post-proc.)', 'forward images/s (B=16)']];
+    const notes: string[] = [];
+
+    const torch = await torchReference(opts.quick, opts.log);
+    Object.assign(figures, torch);
+
+    const cfg = modelConfig('tiny-fcos', { numClasses: K, inputSize: S });
+    for (const [i, name] of names.entries()) {
+      if (!(await tf.setBackend(TF_NAME[name]))) {
+        opts.log(`${name}: did not initialise, skipped`);
+        continue;
+      }
+      // The pure-JS backend takes seconds a step: a few iterations say enough.
+      const slow = name === 'cpu';
+      const iters = opts.quick || slow ? { warmup: 1, n: 3 } : { warmup: 3, n: 20 };
+      opts.log(`${name}: measuring (${iters.warmup} warm-up + ${iters.n} timed iterations each)`);
+      const det = createDetector(cfg, { seed: 0 });
+      const f = await measure(det, iters);
+      const prefix = i === 0 ? '' : `${name}_`;
+      figures[`${prefix}train_step_ms`] = f.train_step_ms;
+      figures[`${prefix}infer_images_per_s`] = f.infer_images_per_s;
+      figures[`${prefix}forward_images_per_s`] = f.forward_images_per_s;
+      table.push([i === 0 ? describeBackend(chosen) : name, f.train_step_ms, f.infer_images_per_s, f.forward_images_per_s]);
+      if (i === 0) {
+        const batch = syntheticBatch(TRAIN_B, 5);
+        const prof = await profileKernels(() => {
+          const { grads, loss } = lossAndGrads(det, batch);
+          tf.dispose([...grads.values(), ...loss]);
+        });
+        const total = prof.kernels.reduce((s, k) => s + k.ms, 0);
+        notes.push(`Kernel profile of one ${name} training step (forward + backward, ${total.toFixed(0)} ms in kernels of ${prof.wallMs.toFixed(0)} ms profiled):`);
+        for (const k of prof.kernels.slice(0, 12)) notes.push(`  ${k.kernel.padEnd(26)} ${k.ms.toFixed(1).padStart(8)} ms  ${String(k.calls).padStart(5)} calls`);
+        batch.images.dispose();
+      }
+      disposeDetector(det);
+    }
+    if (names.includes('cpu') && names[0] !== 'cpu' && typeof figures.cpu_train_step_ms === 'number') {
+      figures.cpu_slowdown_train = (figures.cpu_train_step_ms as number) / (figures.train_step_ms as number);
+    }
+    await tf.setBackend(TF_NAME[chosen.name]);
+
+    const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? a / b : null);
+    figures.train_ratio = ratio(figures.train_step_ms, torch.torch_train_step_ms);
+    figures.infer_ratio = ratio(figures.infer_images_per_s, torch.torch_infer_images_per_s);
+    figures.forward_ratio = ratio(figures.forward_images_per_s, torch.torch_forward_images_per_s);
+    if (torch.torch_train_step_ms !== null) {
+      table.push([`PyTorch ${torch.torch_version}`, torch.torch_train_step_ms, torch.torch_infer_images_per_s!, torch.torch_forward_images_per_s!]);
+      table.push([`${chosen.name} / PyTorch`, `${(figures.train_ratio as number).toFixed(2)}× the time`,
+        `${(figures.infer_ratio as number).toFixed(2)}× the rate`, `${(figures.forward_ratio as number).toFixed(2)}× the rate`]);
+    } else {
+      notes.push('PyTorch reference not measured (no /usr/bin/python3 with torch): torch_* and *_ratio are null.');
+    }
+    notes.push('Medians over the timed iterations; the machine is shared, so compare figures from one run.');
+    return { figures, table, notes };
+  },
+};
