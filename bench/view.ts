@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import type { Benchmark } from './benchmark.js';
 import { PROJECT_ROOT } from '../src/cli/options.js';
 import { encodeMask, rleToJson } from '../src/geometry/mask.js';
+import { Rng } from '../src/augment/rng.js';
 import type { Instance } from '../src/records.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -20,14 +21,8 @@ const W = 320;
 const H = 240;
 
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /** `records` prediction records over `images` distinct JPEGs: 0–20 instances each, the best one with a mask. */

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import sharp from 'sharp';
 import type { Instance, PredictionRecord } from '../src/records.js';
 import { encodeMask, rleToJson } from '../src/geometry/mask.js';
+import { Rng } from '../src/augment/rng.js';
 
 export const PROJECT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
@@ -19,16 +20,10 @@ export function rectMask(h: number, w: number, [x0, y0, bw, bh]: number[]): Uint
   return m;
 }
 
-/** Seeded uniform [0, 1): the fixture is the same on every run. */
+/** Seeded uniform [0, 1) (the project's mulberry32): the fixture is the same on every run. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 export interface ViewFixture {
