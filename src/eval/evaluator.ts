@@ -81,24 +81,76 @@ class DetStore {
     this.n++;
   }
 
-  score(i: number): number {
-    return this.scores[i >>> 15][i & (DetStore.CHUNK - 1)];
+  /** Contiguous copies, for sorting and scanning. */
+  flat(): { scores: Float64Array; keys: Uint32Array; codes: Uint32Array } {
+    const scores = new Float64Array(this.n);
+    const keys = new Uint32Array(this.n);
+    const codes = new Uint32Array(this.n * A);
+    for (let c = 0; c < this.scores.length; c++) {
+      const from = c * DetStore.CHUNK;
+      const len = Math.min(DetStore.CHUNK, this.n - from);
+      scores.set(this.scores[c].subarray(0, len), from);
+      keys.set(this.keys[c].subarray(0, len), from);
+      codes.set(this.codes[c].subarray(0, len * A), from * A);
+    }
+    return { scores, keys, codes };
   }
+}
 
-  key(i: number): number {
-    return this.keys[i >>> 15][i & (DetStore.CHUNK - 1)];
-  }
+const tpAll = new Float64Array(M);
+const fpAll = new Float64Array(M);
+const best = new Float64Array(M);
+const rNext = new Int32Array(M);
 
-  code(i: number, a: number): number {
-    return this.codes[i >>> 15][(i & (DetStore.CHUNK - 1)) * A + a];
+/**
+ * accumulate()'s inner loop for one (category, area range, IoU threshold),
+ * every max-detection cut at once: `codes` in global score order, the code
+ * for this threshold at bit `shift`. Writes q[m * R + r] (precision at each
+ * recall threshold) and recallOut[m].
+ */
+function precisionAt(
+  codes: Uint32Array, rankInImage: Uint8Array, n: number, shift: number, npig: number, q: Float64Array, recallOut: Float64Array,
+): void {
+  tpAll.fill(0);
+  fpAll.fill(0);
+  for (let i = 0; i < n; i++) {
+    const c = (codes[i] >>> shift) & 3;
+    if (c === IGN) continue;
+    const counts = c === TP ? tpAll : fpAll;
+    const rank = rankInImage[i];
+    for (let m = 0; m < M; m++) if (rank < MAX_DETS[m]) counts[m]++;
   }
-
-  /** Indices in accumulate()'s order: score descending, then image rank, then rank within the image. */
-  sortedOrder(): Uint32Array {
-    const idx = new Uint32Array(this.n);
-    for (let i = 0; i < this.n; i++) idx[i] = i;
-    return idx.sort((x, y) => this.score(y) - this.score(x) || this.key(x) - this.key(y));
+  // Backwards: the running max of precision (the envelope) and, at each
+  // detection, the recall thresholds first reached there (searchsorted
+  // 'left'). Ignored detections repeat their predecessor's (recall,
+  // precision), so skipping them changes nothing.
+  q.fill(0);
+  for (let m = 0; m < M; m++) {
+    recallOut[m] = tpAll[m] / npig;
+    best[m] = 0;
+    let r = R - 1;
+    while (r >= 0 && REC_THRS[r] > tpAll[m] / npig) r--;
+    rNext[m] = r;
   }
+  for (let i = n - 1; i >= 0; i--) {
+    const c = (codes[i] >>> shift) & 3;
+    if (c === IGN) continue;
+    const rank = rankInImage[i];
+    for (let m = 0; m < M; m++) {
+      let r = rNext[m];
+      if (rank >= MAX_DETS[m] || r < 0) continue;
+      const tp = tpAll[m], fp = fpAll[m];
+      const pr = tp / (fp + tp + EPS);
+      if (pr > best[m]) best[m] = pr;
+      if (c === TP) tpAll[m] = tp - 1;
+      else fpAll[m] = fp - 1;
+      const rcPrev = tpAll[m] / npig;
+      while (r >= 0 && REC_THRS[r] > rcPrev) q[m * R + r--] = best[m];
+      rNext[m] = r;
+    }
+  }
+  // The first detection reaches every threshold still left.
+  for (let m = 0; m < M; m++) for (let r = rNext[m]; r >= 0; r--) q[m * R + r] = best[m];
 }
 
 export class CocoEvaluator {
@@ -108,6 +160,11 @@ export class CocoEvaluator {
   private readonly npig: Float64Array;
   private readonly seen: Uint8Array;
   private detections = 0;
+  // Per-(image, category) work arrays, grown on demand and reused.
+  private ious = new Float64Array(1024);
+  private codes = new Uint32Array(MAX_DET * A);
+  private outOfRange = new Uint8Array(MAX_DET);
+  private gtBuf = { crowd: new Uint8Array(64), gIg: new Uint8Array(64), perm: new Int32Array(64), gtm: new Uint8Array(64) };
 
   constructor(readonly gt: GroundTruth, readonly iouType: IouType) {
     this.K = gt.categories.length;
@@ -153,16 +210,19 @@ export class CocoEvaluator {
     const dts = dtsIn.slice().sort((a, b) => b.score - a.score).slice(0, MAX_DET);
     const D = dts.length;
     const G = gts.length;
-    const ious = new Float64Array(D * G);
-    const crowd = new Uint8Array(G);
+    if (this.ious.length < D * G) this.ious = new Float64Array(Math.max(D * G, 2 * this.ious.length));
+    if (this.gtBuf.crowd.length < G) {
+      const n = Math.max(G, 2 * this.gtBuf.crowd.length);
+      this.gtBuf = { crowd: new Uint8Array(n), gIg: new Uint8Array(n), perm: new Int32Array(n), gtm: new Uint8Array(n) };
+    }
+    const ious = this.ious.subarray(0, D * G);
+    const { crowd, gIg, perm, gtm } = this.gtBuf;
     for (let g = 0; g < G; g++) crowd[g] = gt.annCrowd[gts[g]];
-    if (D > 0 && G > 0) this.computeIou(rank, gts, dts, crowd, ious);
+    if (D > 0 && G > 0) this.computeIou(rank, gts, dts, crowd.subarray(0, G), ious);
 
-    const codes = new Uint32Array(D * A);
-    const gIg = new Uint8Array(G);
-    const perm = new Int32Array(G);
-    const gtm = new Uint8Array(G);
-    const outOfRange = new Uint8Array(D);
+    const codes = this.codes;
+    codes.fill(0, 0, D * A);
+    const outOfRange = this.outOfRange;
     for (let a = 0; a < A; a++) {
       const [lo, hi] = AREA_RNG[a];
       let nIg = 0;
@@ -179,7 +239,7 @@ export class CocoEvaluator {
       for (let d = 0; d < D; d++) outOfRange[d] = dts[d].area < lo || dts[d].area > hi ? 1 : 0;
 
       for (let t = 0; t < T; t++) {
-        gtm.fill(0);
+        gtm.fill(0, 0, G);
         const thr = Math.min(IOU_THRS[t], 1 - 1e-10);
         for (let d = 0; d < D; d++) {
           let iou = thr;
@@ -258,52 +318,28 @@ export class CocoEvaluator {
     const recall = new Float64Array(T * K * A * M).fill(-1);
     const pIdx = (t: number, r: number, k: number, a: number, m: number) => (((t * R + r) * K + k) * A + a) * M + m;
     const rIdx = (t: number, k: number, a: number, m: number) => ((t * K + k) * A + a) * M + m;
-    const q = new Float64Array(R);
+    const q = new Float64Array(M * R);
+    const recallOut = new Float64Array(M);
     for (let k = 0; k < K; k++) {
-      const store = this.stores[k];
-      const order = store.sortedOrder();
-      const n = order.length;
+      const n = this.stores[k].n;
+      const flat = this.stores[k].flat();
+      const { scores, keys } = flat;
+      // accumulate()'s order: score descending, ties by image rank, then rank within the image.
+      const order = new Uint32Array(n);
+      for (let i = 0; i < n; i++) order[i] = i;
+      order.sort((x, y) => scores[y] - scores[x] || keys[x] - keys[y]);
       const rankInImage = new Uint8Array(n);
-      for (let i = 0; i < n; i++) rankInImage[i] = store.key(order[i]) % RANK_SLOTS;
+      for (let i = 0; i < n; i++) rankInImage[i] = keys[order[i]] % RANK_SLOTS;
       const codes = new Uint32Array(n);
       for (let a = 0; a < A; a++) {
         const npig = this.npig[k * A + a];
         if (npig === 0) continue;
-        for (let i = 0; i < n; i++) codes[i] = store.code(order[i], a);
-        for (let m = 0; m < M; m++) {
-          const maxDet = MAX_DETS[m];
-          for (let t = 0; t < T; t++) {
-            const shift = 2 * t;
-            let tp = 0, fp = 0;
-            for (let i = 0; i < n; i++) {
-              if (rankInImage[i] >= maxDet) continue;
-              const c = (codes[i] >>> shift) & 3;
-              if (c === TP) tp++;
-              else if (c === FP) fp++;
-            }
-            recall[rIdx(t, k, a, m)] = tp / npig;
-            // Backwards: running max of precision (the envelope) and, at
-            // each true positive, the recall thresholds first reached there
-            // (searchsorted 'left'). Ignored detections repeat their
-            // predecessor's (recall, precision) and change neither.
-            q.fill(0);
-            let r = R - 1;
-            while (r >= 0 && REC_THRS[r] > tp / npig) r--;
-            let best = 0;
-            for (let i = n - 1; i >= 0 && r >= 0; i--) {
-              if (rankInImage[i] >= maxDet) continue;
-              const c = (codes[i] >>> shift) & 3;
-              if (c === IGN) continue;
-              const pr = tp / (fp + tp + EPS);
-              if (pr > best) best = pr;
-              if (c === TP) tp--;
-              else fp--;
-              const rcPrev = tp / npig;
-              while (r >= 0 && REC_THRS[r] > rcPrev) q[r--] = best;
-            }
-            // The first detection reaches every threshold still left.
-            while (r >= 0) q[r--] = best;
-            for (let j = 0; j < R; j++) precision[pIdx(t, j, k, a, m)] = q[j];
+        for (let i = 0; i < n; i++) codes[i] = flat.codes[order[i] * A + a];
+        for (let t = 0; t < T; t++) {
+          precisionAt(codes, rankInImage, n, 2 * t, npig, q, recallOut);
+          for (let m = 0; m < M; m++) {
+            recall[rIdx(t, k, a, m)] = recallOut[m];
+            for (let j = 0; j < R; j++) precision[pIdx(t, j, k, a, m)] = q[m * R + j];
           }
         }
       }

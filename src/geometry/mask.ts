@@ -106,17 +106,25 @@ export function rleToString(counts: Uint32Array): string {
   return s;
 }
 
+// Crossing points of rleFromPolygon, grown on demand.
+let polyScratch = new Uint32Array(1024);
+
+// Decoding scratch, grown on demand: one allocation per decoded RLE, not two.
+let scratch = new Uint32Array(1024);
+
 /** Parses a compressed `counts` string (rleFrString). */
 export function rleFromString(s: string, h: number, w: number): RleMask {
-  const cnts = new Uint32Array(s.length);
+  if (scratch.length < s.length) scratch = new Uint32Array(Math.max(s.length, scratch.length * 2));
+  const cnts = scratch;
+  const len = s.length;
   let m = 0;
   let p = 0;
-  while (p < s.length) {
+  while (p < len) {
     let x = 0;
     let k = 0;
     let more = 1;
     while (more) {
-      if (p >= s.length) throw new MaskError(`RLE counts string ends inside a number (at char ${p})`);
+      if (p >= len) throw new MaskError(`RLE counts string ends inside a number (at char ${p})`);
       const c = s.charCodeAt(p) - 48;
       if (c < 0 || c > 63) {
         throw new MaskError(`RLE counts string has '${s[p]}' at char ${p}; only ASCII '0'..'o' occur in COCO's format`);
@@ -164,7 +172,7 @@ export function rleFromJson(rle: Rle): RleMask {
  */
 export function rleFromPolygon(xy: ArrayLike<number>, h: number, w: number): RleMask {
   const scale = 5;
-  let k = Math.floor(xy.length / 2);
+  const k = Math.floor(xy.length / 2);
   const x = new Int32Array(k + 1);
   const y = new Int32Array(k + 1);
   // C's (int) cast truncates toward zero.
@@ -172,11 +180,36 @@ export function rleFromPolygon(xy: ArrayLike<number>, h: number, w: number): Rle
   for (let j = 0; j < k; j++) y[j] = Math.trunc(scale * xy[j * 2 + 1] + 0.5);
   x[k] = x[0];
   y[k] = y[0];
+  // The C code first lists every point of the upsampled boundary, then keeps
+  // those where consecutive points change column; this walks the same
+  // sequence without storing it, comparing each point with the one before.
   let m = 0;
-  for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
-  const u = new Int32Array(m);
-  const v = new Int32Array(m);
-  m = 0;
+  let a = polyScratch;
+  let first = true;
+  let pu = 0, pv = 0;
+  const visit = (u: number, v: number) => {
+    if (first) {
+      first = false;
+    } else if (u !== pu) {
+      let xd = u < pu ? u : u - 1;
+      xd = (xd + 0.5) / scale - 0.5;
+      if (Math.floor(xd) === xd && xd >= 0 && xd <= w - 1) {
+        let yd = v < pv ? v : pv;
+        yd = (yd + 0.5) / scale - 0.5;
+        if (yd < 0) yd = 0;
+        else if (yd > h) yd = h;
+        yd = Math.ceil(yd);
+        if (m + 1 >= a.length) {
+          const grown = new Uint32Array(a.length * 2);
+          grown.set(a);
+          a = polyScratch = grown;
+        }
+        a[m++] = (xd * h + yd) >>> 0;
+      }
+    }
+    pu = u;
+    pv = v;
+  };
   for (let j = 0; j < k; j++) {
     let xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
     const dx = Math.abs(xe - xs), dy = Math.abs(ys - ye);
@@ -189,34 +222,14 @@ export function rleFromPolygon(xy: ArrayLike<number>, h: number, w: number): Rle
     if (dx >= dy) {
       for (let d = 0; d <= dx; d++) {
         const t = flip ? dx - d : d;
-        u[m] = t + xs;
-        v[m] = Math.trunc(ys + s * t + 0.5);
-        m++;
+        visit(t + xs, Math.trunc(ys + s * t + 0.5));
       }
     } else {
       for (let d = 0; d <= dy; d++) {
         const t = flip ? dy - d : d;
-        v[m] = t + ys;
-        u[m] = Math.trunc(xs + s * t + 0.5);
-        m++;
+        visit(Math.trunc(xs + s * t + 0.5), t + ys);
       }
     }
-  }
-  // Points where the boundary crosses a column centre, back on the pixel grid.
-  k = m;
-  m = 0;
-  const a = new Uint32Array(k + 1);
-  for (let j = 1; j < k; j++) {
-    if (u[j] === u[j - 1]) continue;
-    let xd = u[j] < u[j - 1] ? u[j] : u[j] - 1;
-    xd = (xd + 0.5) / scale - 0.5;
-    if (Math.floor(xd) !== xd || xd < 0 || xd > w - 1) continue;
-    let yd = v[j] < v[j - 1] ? v[j] : v[j - 1];
-    yd = (yd + 0.5) / scale - 0.5;
-    if (yd < 0) yd = 0;
-    else if (yd > h) yd = h;
-    yd = Math.ceil(yd);
-    a[m++] = (xd * h + yd) >>> 0;
   }
   a[m++] = (h * w) >>> 0;
   const sorted = a.subarray(0, m).sort();
@@ -296,22 +309,30 @@ export function rleArea(rle: RleMask): number {
 export function rleToBbox(rle: RleMask): Box {
   const { h, w, counts } = rle;
   const m = Math.floor(counts.length / 2) * 2;
-  if (m === 0) return [0, 0, 0, 0];
+  if (m === 0 || h === 0) return [0, 0, 0, 0];
   let xs = w, ys = h, xe = 0, ye = 0, cc = 0;
+  // Column and row of `cc`, advanced incrementally: no division per run.
+  let col = 0, colStart = 0;
   for (let j = 0; j < m; j++) {
-    const start = cc;
-    cc += counts[j];
-    if (j % 2 === 0 || counts[j] === 0) continue;
-    const yStart = start % h, xStart = (start - yStart) / h;
-    const yEnd = (cc - 1) % h, xEnd = (cc - 1 - yEnd) / h;
-    xs = Math.min(xs, xStart);
-    xe = Math.max(xe, xEnd);
+    const n = counts[j];
+    if (j % 2 === 0 || n === 0) {
+      cc += n;
+      continue;
+    }
+    while (cc - colStart >= h) { col++; colStart += h; }
+    const xStart = col, yStart = cc - colStart;
+    const last = cc + n - 1;
+    while (last - colStart >= h) { col++; colStart += h; }
+    const xEnd = col, yEnd = last - colStart;
+    cc += n;
+    if (xStart < xs) xs = xStart;
+    if (xEnd > xe) xe = xEnd;
     if (xStart < xEnd) {
       ys = 0;
       ye = h - 1;
     } else {
-      ys = Math.min(ys, yStart);
-      ye = Math.max(ye, yEnd);
+      if (yStart < ys) ys = yStart;
+      if (yEnd > ye) ye = yEnd;
     }
   }
   // uint arithmetic in C: an all-background RLE with runs wraps around.
@@ -365,8 +386,8 @@ export function boxIou(dt: Float64Array, gt: Float64Array, iscrowd: Uint8Array, 
   return o;
 }
 
-/** Intersection and union pixel counts of two same-size RLEs, one pass over their runs. */
-function intersectUnion(a: Uint32Array, b: Uint32Array): [number, number] {
+/** Intersection pixel count of two same-size RLEs, one pass over their runs; the union goes to `unionOut[0]`. */
+function intersectUnion(a: Uint32Array, b: Uint32Array, unionOut: Float64Array): number {
   let ca = a[0], cb = b[0];
   let va = 0, vb = 0, ia = 1, ib = 1, inter = 0, uni = 0, ct = 1;
   const ka = a.length, kb = b.length;
@@ -384,7 +405,8 @@ function intersectUnion(a: Uint32Array, b: Uint32Array): [number, number] {
     if (!cb && ib < kb) { cb = b[ib++]; vb ^= 1; }
     ct += cb;
   }
-  return [inter, uni];
+  unionOut[0] = uni;
+  return inter;
 }
 
 /** Boxes of RLEs packed [x, y, w, h] per mask, for `rleIou`'s box prefilter. */
@@ -405,6 +427,7 @@ export function maskIou(
 ): Float64Array {
   boxIou(dtBoxes, gtBoxes, iscrowd, o);
   const nG = gt.length;
+  const union = new Float64Array(1);
   for (let d = 0; d < dt.length; d++) {
     for (let g = 0; g < nG; g++) {
       if (!(o[d * nG + g] > 0)) continue;
@@ -412,8 +435,8 @@ export function maskIou(
         o[d * nG + g] = -1;
         continue;
       }
-      const [i, u] = intersectUnion(dt[d].counts, gt[g].counts);
-      o[d * nG + g] = i === 0 ? 0 : i / (iscrowd[g] ? rleArea(dt[d]) : u);
+      const i = intersectUnion(dt[d].counts, gt[g].counts, union);
+      o[d * nG + g] = i === 0 ? 0 : i / (iscrowd[g] ? rleArea(dt[d]) : union[0]);
     }
   }
   return o;
