@@ -2,6 +2,7 @@
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { generateFixtures } from '../../fixtures/generate.js';
+import { writeMontage } from '../../fixtures/montage.js';
 
 function count(opts: Record<string, unknown>, key: string): number {
   const v = opts[key] as number;
@@ -24,6 +25,7 @@ export const command: Command = {
     entities: { type: 'boolean', help: 'also write {labeled,val}_entities.json: things and stuff (sky, ground, water)' },
     'jpeg-quality': { type: 'integer', help: 'JPEG quality of the JPEG share of the images (1-100)' },
     concurrency: { type: 'integer', help: 'images being encoded while the next one renders' },
+    montage: { type: 'string', help: 'also write a PNG of the first labeled images with their masks outlined (e.g. docs/fixtures.png)' },
     quiet: { type: 'boolean', help: 'no progress lines on stderr', default: false },
   },
   async run(opts, _positionals, ctx) {
@@ -45,7 +47,9 @@ export const command: Command = {
       if ((e as Error).message.includes('not a casl fixtures directory')) throw new UsageError((e as Error).message);
       throw e;
     }
-    if (!opts.quiet) ctx.stderr.write(`casl fixtures: wrote ${out} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    const montage = opts.montage as string | undefined;
+    if (montage) await writeMontage(out, montage);
+    if (!opts.quiet) ctx.stderr.write(`casl fixtures: wrote ${out}${montage ? ` and ${montage}` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     return 0;
   },
 };
