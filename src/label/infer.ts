@@ -1,0 +1,145 @@
+// Batched inference as a stream stage, with test-time views.
+//
+//   decoded records → [views of each image] → forward on batches of B views
+//     → post-processing in view pixels → each view's boxes through its
+//     inverse transform → merged per image → prediction records
+//
+// V views per image, B views a batch (⌊B/V⌋ images), S the model side.
+// View 0 is always the plain letterbox; views 1..V−1 are drawn from the
+// policy with a seed derived from (seed, image_id, view), so an image gets
+// the same views whatever batch it lands in — a resumed or sharded run
+// predicts exactly what an uninterrupted one does.
+//
+// Views are merged by class-aware NMS at the model's NMS IoU, not by
+// weighted box fusion: NMS keeps each surviving box's own score, so the δ
+// of the filter means the same thing with one view or many; WBF averages
+// scores (and with views that missed an object, lowers them), which would
+// shift the meaning of δ with V.
+import * as tf from '@tensorflow/tfjs-core';
+import type { Instance, PredictionMeta, PredictionRecord } from '../records.js';
+import type { DecodedRecord, RgbImage } from '../io/decode.js';
+import { toFloat32 } from '../io/decode.js';
+import { type Detector, disposeOutput, forward } from '../model/detector.js';
+import { makePoints, type Points } from '../model/points.js';
+import { postprocess, nms } from '../model/postprocess.js';
+import { GeometricTransform } from '../augment/geometric.js';
+import { AugmentTransform } from '../augment/transform.js';
+import { drawTransform, type PolicyName } from '../augment/policy.js';
+import { Rng, deriveSeed } from '../augment/rng.js';
+import { batch, errorFrom, orderedMap, unbatch, type OrError, type Stage } from '../streams/index.js';
+
+export interface InferOptions {
+  detector: Detector;
+  /** Views per forward pass (B). */
+  batchSize: number;
+  aug: PolicyName;
+  /** Views per image (V): 1 is the plain letterbox only. */
+  views: number;
+  seed: number;
+  /** COCO category id of each classifier channel; default k + 1. */
+  categoryIds?: number[];
+  meta: PredictionMeta;
+}
+
+interface View {
+  transform: AugmentTransform;
+  image: RgbImage; // S × S
+}
+
+/**
+ * The V views of one decoded image. Its `image` is either the S × S canvas
+ * of the decoder's letterbox (the fast path, for V = 1 without augmentation)
+ * or the image at full resolution, from which every view is resampled.
+ */
+export function viewsOf(rec: DecodedRecord, S: number, aug: PolicyName, V: number, seed: number): View[] {
+  const { width, height } = rec;
+  const isCanvas = rec.image.width !== width || rec.image.height !== height;
+  if (isCanvas) {
+    if (V !== 1 || aug !== 'none') throw new Error('viewsOf: test-time views need the image at full resolution (decode without a size)');
+    const t = new AugmentTransform(GeometricTransform.fromLetterbox(rec.letterbox, width, height, S, S));
+    return [{ transform: t, image: rec.image }];
+  }
+  const plain = new AugmentTransform(GeometricTransform.letterbox(width, height, S));
+  const views: View[] = [{ transform: plain, image: plain.applyImage(rec.image) }];
+  for (let v = 1; v < V; v++) {
+    const t = drawTransform(aug, new Rng(deriveSeed(seed, rec.image_id, v)), width, height, S);
+    views.push({ transform: t, image: t.applyImage(rec.image) });
+  }
+  return views;
+}
+
+const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
+
+/**
+ * Decoded records → prediction records (boxes in original-image pixels).
+ * Error records pass through. One forward pass runs at a time while the
+ * decoding upstream keeps working on the next images.
+ */
+export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, OrError<PredictionRecord>> {
+  const det = opts.detector;
+  const S = det.config.inputSize;
+  const K = det.config.numClasses;
+  const points: Points = makePoints(det.config, S);
+  const V = opts.views;
+  const imagesPerBatch = Math.max(1, Math.floor(opts.batchSize / V));
+  const catIds = opts.categoryIds ?? Array.from({ length: K }, (_, k) => k + 1);
+  if (catIds.length !== K) throw new Error(`inferImages: ${catIds.length} category ids for a model with K = ${K}`);
+  const meta = { ...opts.meta, aug: opts.aug, views: V };
+
+  const runBatch = async (recs: DecodedRecord[]): Promise<PredictionRecord[]> => {
+    const views = recs.map((r) => viewsOf(r, S, opts.aug, V, opts.seed));
+    const n = recs.length * V;
+    const pixels = new Float32Array(n * S * S * 3);
+    views.flat().forEach((v, i) => toFloat32(v.image, pixels, i * S * S * 3));
+    const x = tf.tensor4d(pixels, [n, S, S, 3]);
+    let out;
+    try {
+      out = forward(det, x);
+    } finally {
+      x.dispose();
+    }
+    let dets;
+    try {
+      dets = await postprocess(out, points, S, det.config.inference);
+    } finally {
+      disposeOutput(out);
+    }
+    return recs.map((rec, i) => {
+      // Every view's boxes in original pixels, then one NMS over all of them.
+      const boxes: number[] = [];
+      const scores: number[] = [];
+      const labels: number[] = [];
+      for (let v = 0; v < V; v++) {
+        const d = dets[i * V + v];
+        const back = views[i][v].transform.inverse();
+        for (let j = 0; j < d.scores.length; j++) {
+          const [x1, y1, x2, y2] = back.mapBox(Array.from(d.boxes.subarray(4 * j, 4 * j + 4)));
+          const bx1 = Math.min(Math.max(x1, 0), rec.width), by1 = Math.min(Math.max(y1, 0), rec.height);
+          const bx2 = Math.min(Math.max(x2, 0), rec.width), by2 = Math.min(Math.max(y2, 0), rec.height);
+          if (bx2 <= bx1 || by2 <= by1) continue;
+          boxes.push(bx1, by1, bx2, by2);
+          scores.push(d.scores[j]);
+          labels.push(d.labels[j]);
+        }
+      }
+      const keep = V > 1 ? nms(boxes, scores, labels, det.config.inference.nmsIou, det.config.inference.maxDetections)
+        : scores.map((_, j) => j);
+      const instances: Instance[] = keep.map((j) => ({
+        bbox: [round(boxes[4 * j], 2), round(boxes[4 * j + 1], 2), round(boxes[4 * j + 2] - boxes[4 * j], 2), round(boxes[4 * j + 3] - boxes[4 * j + 1], 2)],
+        score: round(scores[j], 5),
+        category_id: catIds[labels[j]],
+      }));
+      return { image_id: rec.image_id, file_name: rec.file_name, width: rec.width, height: rec.height, instances, meta };
+    });
+  };
+
+  // A failed batch becomes one error record per image, so every image is
+  // still accounted for (a resumed run redoes none of them twice).
+  const runOrFail = (recs: DecodedRecord[]): Promise<OrError<PredictionRecord>[]> =>
+    runBatch(recs).catch((e: unknown) => recs.map((r) => errorFrom(r, 'infer', e)));
+
+  return (s) => s
+    .through(batch<DecodedRecord>(imagesPerBatch))
+    .through(orderedMap<DecodedRecord[], OrError<PredictionRecord>[]>(1, runOrFail, { stage: 'infer' }))
+    .through(unbatch<OrError<PredictionRecord>>()) as Highland.Stream<OrError<PredictionRecord>>;
+}
