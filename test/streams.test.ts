@@ -222,6 +222,37 @@ t.test('routeErrors takes errors out to a file or stderr and counts them', async
   t.same(got, ['casl ingest: error in decode: a.jpg: bad jpeg\n', 'casl ingest: error in parse: 3: bad json\n']);
 });
 
+t.test('routeErrors waits for a full error sink to drain', async (t) => {
+  let pulled = 0;
+  let drain: (() => void) | undefined;
+  const written: ErrorRecord[] = [];
+  const sink = {
+    write: (e: ErrorRecord) => { written.push(e); return false; },
+    onDrain: (cb: () => void) => { drain = cb; },
+    close: async () => {},
+  };
+  const src = _<OrError<number>>((push, next) => {
+    pulled++;
+    if (pulled > 3) push(null, _.nil);
+    else {
+      push(null, { error: `e${pulled}`, stage: 's' });
+      next();
+    }
+  });
+  const done = src.through(routeErrors(sink)).collect().toPromise(Promise);
+  await sleep(20);
+  t.equal(written.length, 1, 'the second error is not taken before the sink drains');
+  t.equal(pulled, 1);
+  for (let i = 0; i < 3 && drain; i++) {
+    const d = drain;
+    drain = undefined;
+    d();
+    await sleep(5);
+  }
+  t.same(await done, []);
+  t.equal(written.length, 3);
+});
+
 t.test('finishRun: JSONL out, errors aside, a summary line', async (t) => {
   const dir = tmp();
   const out = path.join(dir, 'out.jsonl');
@@ -308,4 +339,55 @@ t.test('backpressure: a fast producer into a slow consumer keeps a bounded numbe
   t.equal(consumed, N);
   t.ok(maxInFlight <= 24, `at most 24 records between source and sink (saw ${maxInFlight})`);
   t.ok(maxInFlight >= 2, 'the pipeline did run ahead of the consumer');
+});
+
+t.test('backpressure: each operator alone, fast producer, slow consumer', async (t) => {
+  // Items pulled from the source but not yet taken by the consumer. Each
+  // operator may hold its own buffer (a batch, a window of concurrency),
+  // never more.
+  let consumed = 0;
+  const gapThrough = async (stage: (s: Stream<OrError<{ image_id: number }>>) => Stream<unknown>) => {
+    let produced = 0;
+    let maxGap = 0;
+    consumed = 0;
+    const source = _<OrError<{ image_id: number }>>((push, next) => {
+      if (produced === 200) {
+        push(null, _.nil);
+        return;
+      }
+      produced++;
+      push(null, produced % 10 === 0 ? { error: 'bad', stage: 'decode' } : { image_id: produced });
+      next();
+    });
+    await new Promise<void>((resolve) => {
+      stage(source).consume((err, x, push, next) => {
+        if (_.isNil(x)) {
+          push(null, x);
+          resolve();
+          return;
+        }
+        setTimeout(() => {
+          consumed += Array.isArray(x) ? x.length : 1;
+          maxGap = Math.max(maxGap, produced - consumed);
+          next();
+        }, 1);
+      }).resume();
+    });
+    return { maxGap, produced };
+  };
+  // Errors taken out of the stream count as consumed once the sink has them.
+  const sink = { write: () => { consumed++; return true; }, onDrain: () => {}, close: async () => {} };
+  const cases: [string, (s: Stream<OrError<{ image_id: number }>>) => Stream<unknown>, number][] = [
+    ['mapOk', mapOk('x', (r: { image_id: number }) => r.image_id), 2],
+    ['orderedMap(4)', orderedMap(4, async (r: { image_id: number }) => { await sleep(r.image_id % 3); return r; }), 4 + 2],
+    ['batch(8)', batch(8), 8 + 2],
+    ['routeErrors', routeErrors(sink), 2 + 1],
+    ['progress tap', progress('x', { quiet: true }).tap, 2],
+    ['parseJsonl', (s) => s.map((r) => Buffer.from(JSON.stringify(r) + '\n')).through(parseJsonl()), 2],
+  ];
+  for (const [name, stage, bound] of cases) {
+    const { maxGap, produced } = await gapThrough(stage);
+    t.equal(produced, 200, `${name}: everything went through`);
+    t.ok(maxGap <= bound, `${name}: at most ${bound} items in flight (saw ${maxGap})`);
+  }
 });
