@@ -14,6 +14,10 @@ export interface SyntheticOptions {
   /** Ground-truth objects per image: 1..maxObjects. */
   maxObjects?: number;
   seed?: number;
+  /** Index of the first image, so a large case can be generated in pieces. */
+  firstImage?: number;
+  /** Id of the first annotation. */
+  firstAnnotationId?: number;
   width?: number;
   height?: number;
 }
@@ -26,6 +30,11 @@ export interface SyntheticCase {
   };
   /** Per image, the detections as casl prediction records (box and mask). */
   predictions: PredictionRecord[];
+}
+
+/** The id of the i-th generated image. */
+export function imageId(i: number): number {
+  return 1000 + i * 3;
 }
 
 function prng(seed: number): () => number {
@@ -76,8 +85,10 @@ export function syntheticCase(opts: SyntheticOptions): SyntheticCase {
   const images: SyntheticCase['gt']['images'] = [];
   const annotations: SyntheticCase['gt']['annotations'] = [];
   const predictions: PredictionRecord[] = [];
-  for (let i = 0; i < opts.images; i++) {
-    const id = 1000 + i * 3;
+  const first = opts.firstImage ?? 0;
+  let annId = opts.firstAnnotationId ?? 1;
+  for (let i = first; i < first + opts.images; i++) {
+    const id = imageId(i);
     images.push({ id, file_name: `${id}.jpg`, width: W, height: H });
     const objects: { poly: number[]; cat: number }[] = [];
     const nObj = 1 + Math.floor(rand() * maxObjects);
@@ -88,9 +99,9 @@ export function syntheticCase(opts: SyntheticOptions): SyntheticCase {
       const rle = rleFromPolygon(poly, H, W);
       if (rand() < 0.06) {
         // A crowd region, stored as uncompressed RLE like COCO's crowds.
-        annotations.push({ id: annotations.length + 1, image_id: id, category_id: cat, bbox: rleToBbox(rle), area: rleArea(rle), iscrowd: 1, segmentation: { size: [H, W], counts: [...rle.counts] } });
+        annotations.push({ id: annId++, image_id: id, category_id: cat, bbox: rleToBbox(rle), area: rleArea(rle), iscrowd: 1, segmentation: { size: [H, W], counts: [...rle.counts] } });
       } else {
-        annotations.push({ id: annotations.length + 1, image_id: id, category_id: cat, bbox: boxOf(poly), area: rleArea(rle), iscrowd: 0, segmentation: [poly] });
+        annotations.push({ id: annId++, image_id: id, category_id: cat, bbox: boxOf(poly), area: rleArea(rle), iscrowd: 0, segmentation: [poly] });
       }
       objects.push({ poly, cat });
     }
@@ -98,20 +109,23 @@ export function syntheticCase(opts: SyntheticOptions): SyntheticCase {
     for (let d = 0; d < opts.detsPerImage; d++) {
       let poly: number[];
       let cat: number;
+      let score: number;
       if (d < objects.length * 2 && rand() < 0.8) {
         const obj = objects[d % objects.length];
         const b = boxOf(obj.poly);
         const jx = (rand() - 0.5) * 0.3 * b[2], jy = (rand() - 0.5) * 0.3 * b[3];
         poly = obj.poly.map((v, j) => +Math.min(Math.max(v + (j % 2 ? jy : jx), 0), j % 2 ? H - 1 : W - 1).toFixed(2));
         cat = rand() < 0.85 ? obj.cat : categories[Math.floor(rand() * K)].id;
+        score = 0.3 + 0.7 * rand();
       } else {
         const r = radius(rand, W, H);
         poly = blob(rand, r + rand() * (W - 2 * r), r + rand() * (H - 2 * r), r, r);
         cat = categories[Math.floor(rand() * K)].id;
+        score = 0.6 * rand();
       }
       const mask = rleFromPolygon(poly, H, W);
       // Scores on a coarse grid so that ties occur, as they do in real detectors' outputs.
-      instances.push({ bbox: boxOf(poly) as Instance['bbox'], score: Math.round(rand() * 1000) / 1000, category_id: cat, segmentation: rleToJson(mask) });
+      instances.push({ bbox: boxOf(poly) as Instance['bbox'], score: Math.round(score * 1000) / 1000, category_id: cat, segmentation: rleToJson(mask) });
     }
     predictions.push({ image_id: id, file_name: `${id}.jpg`, width: W, height: H, instances });
   }
