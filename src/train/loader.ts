@@ -1,0 +1,242 @@
+// The streamed training loader: one highland stream of batches from a
+// training source (source.ts), for every stage.
+//
+//   sample index g = 0, 1, 2, …  (epoch e = ⌊g/N⌋, position p = g mod N)
+//     → record order[e][p]          (order[e] = seeded shuffle of 0…N−1)
+//     → [α: every category → channel 0]
+//     → decode (io/decode.ts: sharp, on libuv's pool) → augment (policy, seeded by (seed, e, p))
+//     → batch(B) → FCOS targets → prefetch(P) → train step
+//
+// Every random choice is a function of (seed, g), so the batch at any point
+// is reproducible from the sample index alone: a resumed run restarts the
+// stream at the checkpoint's `nextSample` and sees exactly the batches the
+// uninterrupted run saw. Memory is bounded by B·(P + 1) samples plus the
+// decode concurrency, never by N.
+//
+// Shapes, B images, S the model side, L locations:
+//   images [B, S, S, 3] float32 in [0, 1] (HWC RGB / 255)
+//   targets  fcosTargets over the view's boxes (model/targets.ts)
+import _ from 'highland';
+import path from 'node:path';
+import type { RgbImage } from '../augment/geometric.js';
+import { decodeImage, toFloat32 } from '../io/decode.js';
+import { type PolicyName, drawTransform } from '../augment/policy.js';
+import { Rng, deriveSeed } from '../augment/rng.js';
+import type { Points } from '../model/points.js';
+import { type Targets, fcosTargets } from '../model/targets.js';
+import { type ErrorRecord, isErrorRecord } from '../records.js';
+import { batch } from '../streams/batch.js';
+import { orderedMap } from '../streams/ordered-map.js';
+import type { OrError, Stream } from '../streams/stage.js';
+import type { SourceRecord, TrainSource } from './source.js';
+
+export interface LoaderOptions {
+  batchSize: number;
+  /** S: the model's input side. */
+  size: number;
+  policy: PolicyName;
+  seed: number;
+  /** Class-agnostic: every category becomes channel 0 ("object"). */
+  classAgnostic: boolean;
+  points: Points;
+  centerRadius: number;
+  /** First sample index (0 for a fresh run, the checkpoint's nextSample on resume). */
+  startSample?: number;
+  /** Stop after this sample index (exclusive); unbounded when absent. */
+  endSample?: number;
+  /** Batches made ahead of the consumer. */
+  prefetch?: number;
+  /** Images decoded at once. */
+  concurrency?: number;
+  /** Boxes narrower or lower than this (view pixels) after augmentation are dropped. */
+  minBoxSize?: number;
+  decode?: (file: string) => Promise<RgbImage>;
+}
+
+/** One augmented image, on its way into a batch. */
+export interface Sample {
+  g: number;
+  image_id: number;
+  view: RgbImage;
+  boxes: number[][];
+  labels: number[];
+}
+
+export interface TrainBatch {
+  images: Float32Array;
+  B: number;
+  S: number;
+  targets: Targets;
+  imageIds: number[];
+  /** Index of the sample after this batch's last: where a resumed stream starts. */
+  nextSample: number;
+  /** Epoch of the batch's first sample. */
+  epoch: number;
+  instances: number;
+}
+
+/** The shuffled order of epoch e: a permutation of 0…n−1 from (seed, e); 4n bytes. */
+export function epochOrder(seed: number, epoch: number, n: number): Uint32Array {
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  return new Rng(deriveSeed(seed, 0x0e, epoch)).shuffle(order);
+}
+
+/** Category id → classifier channel: α maps all to 0, otherwise the source's category order. */
+export function categoryChannels(source: TrainSource, classAgnostic: boolean): (categoryId: number) => number {
+  if (classAgnostic) return () => 0;
+  const map = new Map(source.categories.map((c, k) => [c.id, k]));
+  return (id) => {
+    const k = map.get(id);
+    if (k === undefined) throw new Error(`category_id ${id} is not one of the source's categories (${[...map.keys()].join(', ')})`);
+    return k;
+  };
+}
+
+/** The sample indices g = start, start+1, … (to end), as records to load, one epoch order in memory at a time. */
+type SampleAt = { g: number; epoch: number; pos: number; index: number };
+
+function sampleIndices(source: TrainSource, seed: number, start: number, end: number): Stream<OrError<SampleAt>> {
+  const N = source.size;
+  let g = start;
+  let epoch = -1;
+  let order: Uint32Array = new Uint32Array(0);
+  return _<OrError<SampleAt>>((push, next) => {
+    if (g >= end) {
+      push(null, _.nil);
+      return;
+    }
+    const e = Math.floor(g / N);
+    if (e !== epoch) {
+      epoch = e;
+      order = epochOrder(seed, e, N);
+    }
+    const pos = g % N;
+    push(null, { g, epoch: e, pos, index: order[pos] });
+    g++;
+    next();
+  });
+}
+
+/** Turns one source record into a sample: decode, α, augment, boxes to the view. */
+export function makeSample(
+  rec: SourceRecord, img: RgbImage, at: { g: number; epoch: number; pos: number },
+  opts: Pick<LoaderOptions, 'policy' | 'seed' | 'size' | 'minBoxSize'>, channel: (id: number) => number,
+): Sample {
+  const rng = new Rng(deriveSeed(opts.seed, 0xa0, at.epoch, at.pos));
+  const tf = drawTransform(opts.policy, rng, img.width, img.height, opts.size);
+  const boxes = rec.instances.map((x) => [x.bbox[0], x.bbox[1], x.bbox[0] + x.bbox[2], x.bbox[1] + x.bbox[3]]);
+  const labels = rec.instances.map((x) => channel(x.category_id));
+  const mapped = tf.applyBoxes(boxes, opts.minBoxSize ?? 1);
+  return { g: at.g, image_id: rec.image_id, view: tf.applyImage(img), boxes: mapped.boxes, labels: mapped.keep.map((i) => labels[i]) };
+}
+
+/** B samples → one batch: the input tensor's floats and the FCOS targets. */
+export function collate(samples: Sample[], opts: Pick<LoaderOptions, 'size' | 'points' | 'centerRadius'>, N: number): TrainBatch {
+  const S = opts.size;
+  const B = samples.length;
+  const images = new Float32Array(B * S * S * 3);
+  samples.forEach((s, b) => toFloat32(s.view, images, b * S * S * 3));
+  const targets = fcosTargets(opts.points, samples.map((s) => ({ boxes: s.boxes, labels: s.labels })), opts.centerRadius);
+  return {
+    images, B, S, targets,
+    imageIds: samples.map((s) => s.image_id),
+    nextSample: samples[B - 1].g + 1,
+    epoch: Math.floor(samples[0].g / N),
+    instances: samples.reduce((n, s) => n + s.boxes.length, 0),
+  };
+}
+
+/**
+ * Pulls up to `n` items ahead of the consumer, so the next batch is being
+ * made while the train step runs. Errors and end of stream keep their place.
+ */
+export function prefetch<T>(n: number): (s: Stream<T>) => Stream<T> {
+  return (s) => {
+    const ready: { err?: Error; x?: T; end?: boolean }[] = [];
+    let pulling = false;
+    let done = false;
+    let wake: (() => void) | null = null;
+    const fill = (): void => {
+      if (pulling || done || ready.length >= n) return;
+      pulling = true;
+      s.pull((err, x) => {
+        pulling = false;
+        if (err) ready.push({ err });
+        else if (_.isNil(x)) {
+          ready.push({ end: true });
+          done = true;
+        } else ready.push({ x: x as T });
+        const w = wake;
+        wake = null;
+        w?.();
+        fill();
+      });
+    };
+    return _<T>((push, next) => {
+      const give = (): void => {
+        const item = ready.shift()!;
+        fill();
+        if (item.end) push(null, _.nil);
+        else {
+          if (item.err) push(item.err);
+          else push(null, item.x as T);
+          next();
+        }
+      };
+      if (ready.length > 0) give();
+      else {
+        wake = give;
+        fill();
+      }
+    });
+  };
+}
+
+/**
+ * The batches of a run from `startSample` on, with error records (an image
+ * that failed to decode, a bad record) travelling beside them. A run of N
+ * consecutive failures (a whole epoch) ends the stream with an error rather
+ * than spinning forever.
+ */
+export function trainBatches(source: TrainSource, opts: LoaderOptions): Stream<OrError<TrainBatch>> {
+  if (source.size === 0) throw new Error(`${source.file}: no trainable images`);
+  const decode = opts.decode ?? ((file: string) => decodeImage(file));
+  const channel = categoryChannels(source, opts.classAgnostic);
+  const N = source.size;
+  let failedInARow = 0;
+  return sampleIndices(source, opts.seed, opts.startSample ?? 0, opts.endSample ?? Infinity)
+    .through(orderedMap(opts.concurrency ?? 4, async (at: SampleAt): Promise<OrError<Sample>> => {
+      const rec = await source.read(at.index);
+      try {
+        const img = await decode(path.join(source.root, rec.file_name));
+        return makeSample(rec, img, at, opts, channel);
+      } catch (e) {
+        const err: ErrorRecord = { error: (e as Error).message, stage: 'loader', file_name: rec.file_name, image_id: rec.image_id };
+        return err;
+      }
+    }, { stage: 'loader' }))
+    .consume<OrError<Sample>>((err, x, push, next) => {
+      if (err) {
+        push(err);
+        next();
+        return;
+      }
+      if (_.isNil(x)) {
+        push(null, x);
+        return;
+      }
+      if (isErrorRecord(x)) {
+        if (++failedInARow >= N) {
+          push(new Error(`${source.file}: the last ${N} images (a whole epoch) all failed to load; last error: ${x.error}`));
+          push(null, _.nil);
+          return;
+        }
+      } else failedInARow = 0;
+      push(null, x);
+      next();
+    })
+    .through(batch<Sample>(opts.batchSize))
+    .map((x) => (isErrorRecord(x) ? x : collate(x, opts, N)))
+    .through(prefetch(opts.prefetch ?? 2));
+}
