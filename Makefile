@@ -33,7 +33,8 @@ build: dist/.built
 test: build
 	npx tap
 
-$(FIXTURES)/.done: build
+# Made once; `rm -rf data/fixtures` to make them again after changing the generator.
+$(FIXTURES)/.done: | dist/.built
 	$(CASL) fixtures --out $(FIXTURES) --seed 1
 	@touch $@
 
@@ -45,6 +46,25 @@ fixtures: $(FIXTURES)/.done
 .PHONY: fixtures-sample
 fixtures-sample: build
 	$(CASL) fixtures --out fixtures/sample --seed 1 --labeled 12 --unlabeled 24 --val 12 --quiet --montage docs/fixtures.png
+
+# The main job. The labeler is trained (make labeler) only when none exists;
+# pseudo labels left by a run that was stopped are finished with --resume,
+# and thrown away when the labeler is newer than they are.
+LABELER_CKPT := $(RUNS)/labeler/model
+PSEUDO := $(RUNS)/pseudo-labels/pseudo.jsonl
+
+$(LABELER_CKPT)/model.json: | $(FIXTURES)/.done
+	$(MAKE) labeler
+
+$(RUNS)/pseudo-labels/.done: $(FIXTURES)/.done $(LABELER_CKPT)/model.json
+	@mkdir -p $(@D)
+	@if [ -e $(PSEUDO) ] && [ $(PSEUDO) -ot $(LABELER_CKPT)/model.json ]; then rm -f $(PSEUDO) $(PSEUDO).dropped $(PSEUDO).errors; fi
+	$(CASL) pseudo-label '$(FIXTURES)/images/unlabeled/*' --root $(FIXTURES)/images/unlabeled \
+	  --model $(LABELER_CKPT) --out $(PSEUDO) --gt $(FIXTURES)/annotations/unlabeled_hidden_gt.json \
+	  $(if $(wildcard $(PSEUDO)),--resume,)
+	@touch $@
+
+pseudo-labels: $(RUNS)/pseudo-labels/.done
 
 bench: build
 	$(CASL) bench all
