@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -113,8 +113,8 @@ t.test('COCO files: ids, categories, boxes, areas and masks agree', async (t) =>
   checkCoco(t, path.join(dir, 'annotations', 'labeled.json'), path.join(dir, 'images', 'labeled'));
   checkCoco(t, path.join(dir, 'annotations', 'val.json'), path.join(dir, 'images', 'val'));
   checkCoco(t, path.join(dir, 'annotations', 'unlabeled_hidden_gt.json'), path.join(dir, 'images', 'unlabeled'));
-  for (const split of ['labeled', 'val']) {
-    const file = path.join(dir, 'annotations', `${split}_entities.json`);
+  for (const split of ['labeled', 'val', 'unlabeled']) {
+    const file = path.join(dir, 'annotations', split === 'unlabeled' ? 'unlabeled_hidden_gt_entities.json' : `${split}_entities.json`);
     checkCoco(t, file, path.join(dir, 'images', split));
     const coco = readCoco(file);
     t.same(coco.categories.filter((c) => !c.isthing).map((c) => c.name), ['sky', 'ground', 'water']);
@@ -225,11 +225,14 @@ t.test('command line: --out required, a foreign directory refused, an old tree r
   await t.rejects(run(['--labeled', '1']), UsageError);
   const foreign = tmp();
   writeFileSync(path.join(foreign, 'thesis.tex'), 'precious');
-  await t.rejects(run(['--out', foreign, '--labeled', '1', '--unlabeled', '0', '--val', '0', '--quiet']), /not a casl fixtures directory/);
+  await t.rejects(run(['--out', foreign, '--labeled', '1', '--unlabeled', '0', '--val', '0', '--quiet']), /holds thesis\.tex, which casl fixtures did not write/);
+  t.equal(readFileSync(path.join(foreign, 'thesis.tex'), 'utf8'), 'precious', 'left alone');
+  await t.rejects(run(['--out', tmp(), '--seed', '4294967296', '--quiet']), /--seed must be an integer from 0 to 4294967295/);
   await t.rejects(run(['--out', tmp(), '--labeled', '-1', '--quiet']), /--labeled must be a whole number/);
   const dir = tmp();
   t.equal(await run(['--out', dir, '--labeled', '3', '--unlabeled', '0', '--val', '0', '--quiet']), 0);
-  mkdirSync(path.join(dir, 'images', 'labeled'), { recursive: true });
+  // As if interrupted: no manifest yet, but still recognisably ours.
+  rmSync(path.join(dir, 'fixtures.json'));
   t.equal(await run(['--out', dir, '--labeled', '1', '--unlabeled', '0', '--val', '0', '--quiet']), 0);
   t.same(readdirSync(path.join(dir, 'images', 'labeled')).length, 1, 'images of the older, larger run are gone');
 });

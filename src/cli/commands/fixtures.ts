@@ -1,7 +1,7 @@
 // `casl fixtures`: the synthetic scenes dataset every test and experiment uses.
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
-import { generateFixtures } from '../../fixtures/generate.js';
+import { generateFixtures, outProblem } from '../../fixtures/generate.js';
 import { writeMontage } from '../../fixtures/montage.js';
 
 function count(opts: Record<string, unknown>, key: string): number {
@@ -22,7 +22,7 @@ export const command: Command = {
     labeled: { type: 'integer', help: 'images in the labeled split' },
     unlabeled: { type: 'integer', help: 'images in the unlabeled split' },
     val: { type: 'integer', help: 'images in the val split' },
-    entities: { type: 'boolean', help: 'also write {labeled,val}_entities.json: things and stuff (sky, ground, water)' },
+    entities: { type: 'boolean', help: 'also write {labeled,val}_entities.json and unlabeled_hidden_gt_entities.json: things and stuff (sky, ground, water)' },
     'jpeg-quality': { type: 'integer', help: 'JPEG quality of the JPEG share of the images (1-100)' },
     concurrency: { type: 'integer', help: 'images being encoded while the next one renders' },
     montage: { type: 'string', help: 'also write a PNG of the first labeled images with their masks outlined (e.g. docs/fixtures.png)' },
@@ -35,18 +35,17 @@ export const command: Command = {
     if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new UsageError(`--jpeg-quality must be 1-100, got ${quality}`);
     const concurrency = opts.concurrency as number;
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be 1 or more, got ${concurrency}`);
-    if (!Number.isInteger(opts.seed)) throw new UsageError(`--seed must be an integer, got ${opts.seed}`);
+    const seed = opts.seed as number;
+    // Seeds are hashed as 32-bit integers: larger ones would silently alias.
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be an integer from 0 to 4294967295, got ${seed}`);
+    const problem = outProblem(out);
+    if (problem) throw new UsageError(problem);
     const started = Date.now();
-    try {
-      await generateFixtures({
-        out, seed: opts.seed as number, labeled: count(opts, 'labeled'), unlabeled: count(opts, 'unlabeled'),
-        val: count(opts, 'val'), entities: opts.entities as boolean, jpegQuality: quality, concurrency,
-        log: opts.quiet ? undefined : (line) => ctx.stderr.write(`casl fixtures: ${line}\n`),
-      });
-    } catch (e) {
-      if ((e as Error).message.includes('not a casl fixtures directory')) throw new UsageError((e as Error).message);
-      throw e;
-    }
+    await generateFixtures({
+      out, seed, labeled: count(opts, 'labeled'), unlabeled: count(opts, 'unlabeled'),
+      val: count(opts, 'val'), entities: opts.entities as boolean, jpegQuality: quality, concurrency,
+      log: opts.quiet ? undefined : (line) => ctx.stderr.write(`casl fixtures: ${line}\n`),
+    });
     const montage = opts.montage as string | undefined;
     if (montage) await writeMontage(out, montage);
     if (!opts.quiet) ctx.stderr.write(`casl fixtures: wrote ${out}${montage ? ` and ${montage}` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
