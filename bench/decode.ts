@@ -4,7 +4,10 @@
 // needs Python), and the peak RSS of `casl ingest` over 20,000 files.
 //
 // Rounds interleave casl c1, casl c2 and Pillow, so load from elsewhere on
-// the machine hits all three alike; each figure is the best round.
+// the machine hits all three alike; each figure is the best round. CPU time
+// per image is reported too: on a shared machine it is the steadier
+// comparison, since a process with more threads (casl's decode runs on
+// libuv's and libvips' threads) gets a larger share of contended cores.
 // Pillow gets its fastest comparable path: draft mode (libjpeg DCT scaling,
 // as sharp's shrink on load), bilinear resize, paste into a zero canvas,
 // np.asarray — the same HWC uint8 casl produces (casl resizes with lanczos3).
@@ -16,6 +19,7 @@ import _ from 'highland';
 import sharp from 'sharp';
 import type { Benchmark } from './benchmark.js';
 import { PROJECT_ROOT } from '../src/cli/options.js';
+import { Rng } from '../src/fixtures/prng.js';
 import { decodeImages } from '../src/io/decode.js';
 import type { OrError } from '../src/streams/stage.js';
 import { type ImageRecord, isErrorRecord } from '../src/records.js';
@@ -26,23 +30,13 @@ const S = 128;
 const PYTHON = '/usr/bin/python3';
 const TIME = '/usr/bin/time';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Photo-like 640×480 JPEGs: a smooth random colour field (sky, walls),
  * a few hard-edged shapes (objects), grain; quality 75–95, some 4:4:4.
  */
 async function makePhotos(dir: string, n: number): Promise<{ files: string[]; meanKb: number }> {
-  const r = rng(7);
+  const rng = new Rng(7);
+  const r = () => rng.next();
   const files: string[] = [];
   let bytes = 0;
   for (let k = 0; k < n; k++) {
@@ -104,12 +98,13 @@ def one(path):
     canvas = Image.new('RGB', (size, size))
     canvas.paste(im, (0, 0))
     return np.asarray(canvas)
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 for _ in range(passes):
     for f in files:
         a = one(root + '/' + f)
         assert a.shape == (size, size, 3)
-print(passes * len(files) / (time.perf_counter() - t))
+n = passes * len(files)
+print(n / (time.perf_counter() - t), (time.process_time() - c) * 1000 / n)
 `;
 
 function pillowAvailable(): boolean {
@@ -117,10 +112,32 @@ function pillowAvailable(): boolean {
   return spawnSync(PYTHON, ['-c', 'import PIL, numpy'], { stdio: 'ignore' }).status === 0;
 }
 
-function pillowRate(script: string, root: string, files: string[], passes: number): number {
+/** One Pillow measurement: images per second, and CPU milliseconds per image. */
+function pillowRun(script: string, root: string, files: string[], passes: number): Run {
   const res = spawnSync(PYTHON, [script, root, String(S), String(passes), ...files], { encoding: 'utf8' });
   if (res.status !== 0) throw new Error(`bench decode: the Pillow script failed: ${res.stderr}`);
-  return Number(res.stdout.trim());
+  const [perS, cpuMs] = res.stdout.trim().split(/\s+/).map(Number);
+  return { perS, cpuMs };
+}
+
+interface Run {
+  perS: number;
+  cpuMs: number;
+}
+
+/** One casl measurement: wall rate, and the process's CPU time (all threads: JS, libuv, libvips) per image. */
+async function caslRun(root: string, files: string[], passes: number, concurrency: number): Promise<Run> {
+  const n = files.length * passes;
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await caslDecode(root, files, passes, concurrency);
+  const c = process.cpuUsage(c0);
+  return { perS: n / ((performance.now() - t0) / 1000), cpuMs: (c.user + c.system) / 1000 / n };
+}
+
+/** The best of each: highest rate, least CPU per image (both as measured, possibly in different rounds). */
+function better(a: Run | undefined, b: Run): Run {
+  return a ? { perS: Math.max(a.perS, b.perS), cpuMs: Math.min(a.cpuMs, b.cpuMs) } : b;
 }
 
 /** `count` tiny files, 200 to a directory, named like a dataset's images (ingest never opens them). */
@@ -186,18 +203,16 @@ export const benchmark: Benchmark = {
       if (!pillow) opts.log(`no Pillow (${PYTHON} with PIL and numpy): pillow_images_per_s is null`);
       // A warm-up pass: page cache, JIT, libvips start-up.
       await caslDecode(photos, files, 1, 2);
-      const best = { c1: 0, c2: 0, pil: 0 };
+      let c1: Run | undefined;
+      let c2: Run | undefined;
+      let pil: Run | undefined;
       for (let r = 0; r < rounds; r++) {
-        const n = files.length * passes;
-        let t = performance.now();
-        await caslDecode(photos, files, passes, 1);
-        best.c1 = Math.max(best.c1, n / ((performance.now() - t) / 1000));
-        t = performance.now();
-        await caslDecode(photos, files, passes, 2);
-        best.c2 = Math.max(best.c2, n / ((performance.now() - t) / 1000));
-        if (pillow) best.pil = Math.max(best.pil, pillowRate(script, photos, files, passes));
-        opts.log(`round ${r + 1}/${rounds}: best so far c1 ${best.c1.toFixed(0)}, c2 ${best.c2.toFixed(0)}${pillow ? `, Pillow ${best.pil.toFixed(0)}` : ''} images/s`);
+        c1 = better(c1, await caslRun(photos, files, passes, 1));
+        c2 = better(c2, await caslRun(photos, files, passes, 2));
+        if (pillow) pil = better(pil, pillowRun(script, photos, files, passes));
+        opts.log(`round ${r + 1}/${rounds}: best so far c1 ${c1.perS.toFixed(0)}, c2 ${c2.perS.toFixed(0)}${pil ? `, Pillow ${pil.perS.toFixed(0)}` : ''} images/s`);
       }
+      if (!c1 || !c2) throw new Error('bench decode: no round ran');
 
       const tree = path.join(dir, 'many');
       opts.log(`making ${nFiles} files for casl ingest`);
@@ -207,26 +222,28 @@ export const benchmark: Benchmark = {
       if (ingest.lines !== nFiles) throw new Error(`bench decode: casl ingest printed ${ingest.lines} records for ${nFiles} files`);
       const bare = await peakRss(['-e', '0']);
 
-      const pil = pillow ? best.pil : null;
-      const ratio = (x: number) => (pil ? x / pil : null);
+      const vs = (x: number, y: number | undefined) => (y ? Number((x / y).toFixed(2)) : null);
       const figures = {
-        decode_images_per_s_c1: Math.round(best.c1),
-        decode_images_per_s_c2: Math.round(best.c2),
-        pillow_images_per_s: pil === null ? null : Math.round(pil),
-        speedup_c1_vs_pillow: ratio(best.c1) === null ? null : Number(ratio(best.c1)!.toFixed(2)),
-        speedup_c2_vs_pillow: ratio(best.c2) === null ? null : Number(ratio(best.c2)!.toFixed(2)),
+        decode_images_per_s_c1: Math.round(c1.perS),
+        decode_images_per_s_c2: Math.round(c2.perS),
+        pillow_images_per_s: pil ? Math.round(pil.perS) : null,
+        speedup_c1_vs_pillow: vs(c1.perS, pil?.perS),
+        speedup_c2_vs_pillow: vs(c2.perS, pil?.perS),
+        decode_cpu_ms_per_image_c1: Number(c1.cpuMs.toFixed(2)),
+        pillow_cpu_ms_per_image: pil ? Number(pil.cpuMs.toFixed(2)) : null,
         ingest_peak_rss_mb: Number(ingest.mb.toFixed(1)),
         node_bare_rss_mb: Number(bare.mb.toFixed(1)),
         ingest_files: nFiles,
       };
-      const vs = (x: number) => (pil ? `${(x / pil).toFixed(2)}× Pillow` : '');
+      const times = (x: number, y: number | undefined) => (y ? `${(x / y).toFixed(2)}× Pillow` : '');
       return {
         figures,
         table: [
           ['what', 'figure', 'unit', 'compared'],
-          ['casl decode+letterbox, concurrency 1', Math.round(best.c1), 'images/s', vs(best.c1)],
-          ['casl decode+letterbox, concurrency 2', Math.round(best.c2), 'images/s', vs(best.c2)],
-          ['Pillow draft+bilinear+pad, 1 process', pil === null ? 'n/a' : Math.round(pil), 'images/s', pil === null ? 'no /usr/bin/python3 with PIL' : ''],
+          ['casl decode+letterbox, concurrency 1', Math.round(c1.perS), 'images/s', times(c1.perS, pil?.perS)],
+          ['casl decode+letterbox, concurrency 2', Math.round(c2.perS), 'images/s', times(c2.perS, pil?.perS)],
+          ['Pillow draft+bilinear+pad, 1 process', pil ? Math.round(pil.perS) : 'n/a', 'images/s', pil ? '' : `no ${PYTHON} with PIL and numpy`],
+          ['casl CPU time per image, concurrency 1', Number(c1.cpuMs.toFixed(2)), 'ms', pil ? `Pillow: ${pil.cpuMs.toFixed(2)} ms` : ''],
           [`casl ingest, ${nFiles} files, peak RSS`, Number(ingest.mb.toFixed(1)), 'MB', `bare node: ${bare.mb.toFixed(1)} MB`],
         ],
         notes: [

@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import {
   type DecodedRecord, type RgbImage, decodeImage, decodeImages, decodeLetterboxed, letterboxImage, readImageHeader, toFloat32,
 } from '../src/io/decode.js';
+import { readJpegHeader } from '../src/io/jpeg-header.js';
 import { boxToOriginal, boxToOriginalClipped, boxToView, planLetterbox } from '../src/io/letterbox.js';
 import { type ErrorRecord, type ImageRecord, isErrorRecord } from '../src/records.js';
 
@@ -84,6 +85,51 @@ t.test('EXIF orientation is applied: sizes swap and the stored origin lands wher
     const v = boxToView([x, y, 0, 0], lb.letterbox);
     near(t, px(lb.image, Math.floor(v[0]), Math.floor(v[1])), [255, 0, 0], 60, `orientation ${o}: red block in the letterbox`);
   }
+});
+
+/** A JPEG with an APP1 EXIF segment, written by hand, put right after SOI. */
+function withExif(jpeg: Buffer, orientation: number, little: boolean): Buffer {
+  const tiff = Buffer.alloc(8 + 2 + 12 + 4);
+  const u16 = (v: number, o: number) => (little ? tiff.writeUInt16LE(v, o) : tiff.writeUInt16BE(v, o));
+  const u32 = (v: number, o: number) => (little ? tiff.writeUInt32LE(v, o) : tiff.writeUInt32BE(v, o));
+  tiff.write(little ? 'II' : 'MM', 0, 'latin1');
+  u16(42, 2);
+  u32(8, 4); // IFD0 right after the header
+  u16(1, 8); // one entry
+  u16(0x0112, 10); // Orientation
+  u16(3, 12); // SHORT
+  u32(1, 14);
+  u16(orientation, 18);
+  const payload = Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), tiff]);
+  const seg = Buffer.alloc(4);
+  seg.writeUInt16BE(0xffe1, 0);
+  seg.writeUInt16BE(payload.length + 2, 2);
+  return Buffer.concat([jpeg.subarray(0, 2), seg, payload, jpeg.subarray(2)]);
+}
+
+t.test('the JS JPEG header reader agrees with sharp (size, orientation) and defers the unusual', async (t) => {
+  const raw = Buffer.alloc(40 * 24 * 3, 90);
+  const base = sharp(raw, { raw: { width: 40, height: 24, channels: 3 } });
+  const files: [string, Buffer][] = [
+    ['baseline', await base.clone().jpeg().toBuffer()],
+    ['progressive', await base.clone().jpeg({ progressive: true }).toBuffer()],
+    ['4:4:4', await base.clone().jpeg({ chromaSubsampling: '4:4:4' }).toBuffer()],
+    ['CMYK', await base.clone().toColourspace('cmyk').jpeg().toBuffer()],
+    ['gray', await base.clone().toColourspace('b-w').jpeg().toBuffer()],
+  ];
+  for (let o = 1; o <= 8; o++) files.push([`sharp EXIF ${o}`, await base.clone().withMetadata({ orientation: o }).jpeg().toBuffer()]);
+  const plain = files[0][1];
+  for (const o of [3, 6, 8]) {
+    files.push([`hand-made EXIF ${o}, little-endian`, withExif(plain, o, true)]);
+    files.push([`hand-made EXIF ${o}, big-endian`, withExif(plain, o, false)]);
+  }
+  for (const [what, buf] of files) {
+    const meta = await sharp(buf).metadata();
+    t.same(readJpegHeader(buf), { width: meta.width, height: meta.height, orientation: meta.orientation ?? 1 }, what);
+  }
+  t.equal((await decodeImage(withExif(plain, 6, true))).width, 24, 'the decoder orients by the same tag');
+  t.equal(readJpegHeader(plain.subarray(0, 30)), null, 'cut before the frame header: left to sharp');
+  t.equal(readJpegHeader(Buffer.from('not a jpeg')), null);
 });
 
 t.test('CMYK JPEG is converted to sRGB', async (t) => {

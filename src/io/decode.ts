@@ -26,6 +26,7 @@ import sharp from 'sharp';
 import type { ImageRecord } from '../records.js';
 import { orderedMap } from '../streams/ordered-map.js';
 import type { OrError, Stage } from '../streams/stage.js';
+import { readJpegHeader } from './jpeg-header.js';
 import { IDENTITY_LETTERBOX, type Letterbox, type LetterboxPlan, planLetterbox } from './letterbox.js';
 
 /** Decoded image: HWC RGB bytes. */
@@ -133,6 +134,8 @@ function firstLine(msg: string): string {
 /** Reads the header only (no pixels) and enforces the pixel limit. */
 export async function readImageHeader(bytes: Uint8Array, opts: DecodeOptions = {}, where = 'buffer'): Promise<ImageHeader> {
   if (bytes.length === 0) throw new DecodeError(`empty file (0 bytes): ${where}`);
+  const jpeg = readJpegHeader(bytes);
+  if (jpeg) return checkedHeader('jpeg', jpeg.width, jpeg.height, jpeg.orientation, opts, where);
   let meta: sharp.Metadata;
   try {
     // The limit is checked below, with a message that says what to do.
@@ -148,6 +151,10 @@ export async function readImageHeader(bytes: Uint8Array, opts: DecodeOptions = {
   if (!format || !storedWidth || !storedHeight) {
     throw new DecodeError(`image header has no size (format ${format ?? 'unknown'}): ${where}`);
   }
+  return checkedHeader(format, storedWidth, storedHeight, meta.orientation ?? 1, opts, where);
+}
+
+function checkedHeader(format: string, storedWidth: number, storedHeight: number, orientation: number, opts: DecodeOptions, where: string): ImageHeader {
   const limit = limitOf(opts);
   if (storedWidth * storedHeight > limit) {
     throw new DecodeError(
@@ -155,7 +162,6 @@ export async function readImageHeader(bytes: Uint8Array, opts: DecodeOptions = {
       + ` (a decompression-bomb guard, checked on the header before decoding): ${where}; raise maxPixels (--max-pixels) if the file is trusted`,
     );
   }
-  const orientation = meta.orientation ?? 1;
   // Orientations 5–8 transpose the image.
   const swap = orientation >= 5 && orientation <= 8;
   return {
