@@ -89,11 +89,14 @@ export async function listImages(patterns: string[], opts: { root: string; cwd?:
   const rel = (abs: string) => toPosix(path.relative(root, abs));
   // fast-glob can only suppress a directory it cannot read, or fail the
   // whole walk; this adapter lets it go on and keeps a record of it.
-  const reportingReaddir = ((dir: string, options: unknown, cb: (e: NodeJS.ErrnoException | null, v?: unknown) => void) => {
-    readdir(dir, options as { withFileTypes: true }, (e, entries) => {
+  const reportingReaddir = ((dir: string, ...rest: unknown[]) => {
+    const cb = rest.pop() as (e: NodeJS.ErrnoException | null, v?: unknown) => void;
+    const report = (e: NodeJS.ErrnoException | null, entries?: unknown) => {
       if (e) errors.push({ error: `cannot list directory: ${e.code ?? e.message}`, stage: 'ingest', file_name: rel(dir) || '.' });
       cb(e, entries);
-    });
+    };
+    if (rest.length > 0) readdir(dir, rest[0] as { withFileTypes: true }, report);
+    else readdir(dir, report);
   }) as unknown as typeof readdir;
 
   const found: string[] = [];
