@@ -14,8 +14,13 @@ import { imageIdFor } from '../src/io/ingest.js';
 
 const SAMPLE = path.join(PROJECT_ROOT, 'fixtures', 'sample');
 
+const made: string[] = [];
+t.teardown(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 function tmp(): string {
-  return mkdtempSync(path.join(tmpdir(), 'casl-fixtures-'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'casl-fixtures-'));
+  made.push(dir);
+  return dir;
 }
 
 async function make(over: Partial<FixturesOptions> = {}): Promise<string> {
