@@ -3,8 +3,7 @@
 // records themselves.
 //
 //   coco    ground truth, a COCO JSON file. JSON has no record boundaries,
-//           so the file is parsed whole, as pycocotools does; only the
-//           per-image box lists are kept.
+//           so the file is parsed whole (io/coco.ts), as pycocotools does.
 //   pseudo  pseudo labels, JSONL records from `casl filter` / `casl
 //           pseudo-label`. The file is scanned once to index the byte offset
 //           and length of every valid line (12 bytes a record: a million
@@ -14,10 +13,11 @@
 // The stage decides the kind, never the file: warmup opens only `pseudo`,
 // and a pseudo source accepts only records carrying casl's pseudo-label
 // `meta` with its δ, so ground truth cannot reach warmup by construction.
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../cli/command.js';
+import { type CocoDataset, indexCoco, loadCoco } from '../io/coco.js';
 import type { ErrorRecord } from '../records.js';
 
 export type SourceKind = 'coco' | 'pseudo';
@@ -52,59 +52,34 @@ function validBbox(b: unknown): b is number[] {
   return Array.isArray(b) && b.length === 4 && b.every((v) => typeof v === 'number' && Number.isFinite(v)) && b[2] > 0 && b[3] > 0;
 }
 
-interface CocoJson {
-  images?: { id: number; file_name: string; width?: number; height?: number }[];
-  annotations?: { image_id: number; bbox: number[]; category_id: number; iscrowd?: number }[];
-  categories?: { id: number; name: string }[];
-}
-
 /**
- * Ground truth from a COCO JSON. Crowd regions are not trained on (as in
- * detectron2); images with no non-crowd annotation are left out and counted
- * in `empty`; a malformed annotation becomes an error record.
+ * Ground truth from a COCO JSON, read and validated by io/coco.ts (a file
+ * with any problem is refused, listing them). Crowd regions are not trained
+ * on (as in detectron2); images with no non-crowd annotation are left out
+ * and counted in `empty`; a zero-width or zero-height box becomes an error
+ * record naming its annotation.
  */
 export function openCocoSource(file: string, root = path.dirname(file)): TrainSource {
-  let text: string;
+  let ds: CocoDataset;
   try {
-    text = readFileSync(file, 'utf8');
+    ds = loadCoco(file);
   } catch (e) {
-    throw new UsageError(`cannot read ground truth ${file}: ${(e as Error).message}`);
+    throw new UsageError(`ground truth ${(e as Error).message}`);
   }
-  let coco: CocoJson;
-  try {
-    coco = JSON.parse(text) as CocoJson;
-  } catch (e) {
-    throw new UsageError(`${file}: not a COCO JSON file (${(e as Error).message}); ground-truth stages take COCO JSON with images, annotations and categories`);
-  }
-  if (!coco || !Array.isArray(coco.images) || !Array.isArray(coco.annotations) || !Array.isArray(coco.categories)) {
-    throw new UsageError(`${file}: not a COCO JSON file: it needs top-level 'images', 'annotations' and 'categories' arrays`);
-  }
-  const categories = [...coco.categories].sort((a, b) => a.id - b.id).map((c) => ({ id: c.id, name: c.name }));
-  const known = new Set(categories.map((c) => c.id));
+  const categories = [...ds.categories].sort((a, b) => a.id - b.id).map((c) => ({ id: c.id, name: c.name }));
   const errors: ErrorRecord[] = [];
-  const byImage = new Map<number, SourceRecord['instances']>();
-  coco.annotations.forEach((a, i) => {
-    if (a.iscrowd) return;
-    if (!validBbox(a.bbox) || !known.has(a.category_id)) {
-      errors.push({
-        error: `annotation ${i} (image ${a.image_id}): ${!known.has(a.category_id) ? `category_id ${a.category_id} is not in 'categories'` : `bbox ${JSON.stringify(a.bbox)} is not [x, y, w, h] with w, h > 0`}`,
-        stage: 'source', file_name: file, image_id: a.image_id,
-      });
-      return;
-    }
-    let list = byImage.get(a.image_id);
-    if (!list) byImage.set(a.image_id, (list = []));
-    list.push({ bbox: a.bbox, category_id: a.category_id });
-  });
+  const byImage = indexCoco(ds).annotationsByImage;
   const records: SourceRecord[] = [];
   let empty = 0;
-  for (const im of coco.images) {
-    const instances = byImage.get(im.id);
-    if (!instances) {
-      empty++;
-      continue;
+  for (const im of ds.images) {
+    const instances: SourceRecord['instances'] = [];
+    for (const a of byImage.get(im.id) ?? []) {
+      if (a.iscrowd) continue;
+      if (validBbox(a.bbox)) instances.push({ bbox: a.bbox, category_id: a.category_id });
+      else errors.push({ error: `annotation id ${a.id}: bbox ${JSON.stringify(a.bbox)} has no area; not trained on`, stage: 'source', file_name: file, image_id: im.id });
     }
-    records.push({ image_id: im.id, file_name: im.file_name, width: im.width, height: im.height, instances });
+    if (instances.length === 0) empty++;
+    else records.push({ image_id: im.id, file_name: im.file_name, width: im.width, height: im.height, instances });
   }
   return {
     kind: 'coco', file, root, size: records.length, categories, errors, empty,
