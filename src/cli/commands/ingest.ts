@@ -22,16 +22,18 @@ export const command: Command = {
     const listing = await listImages(positionals, { root: opts.root as string });
     if (listing.files.length === 0) {
       const why = listing.errors.map((e) => `${e.file_name}: ${e.error}`).join('; ');
-      throw new UsageError(`no files match ${positionals.map((p) => `'${p}'`).join(' ')}${why ? ` (${why})` : ''}; quote globs so the shell does not expand them`);
+      throw new UsageError(`no files match ${positionals.map((p) => `'${p}'`).join(' ')}${why ? ` (${why})` : ''}; check the pattern (relative patterns start from the current directory, ${process.cwd()})`);
     }
     positionals.forEach((p, i) => {
       if (listing.matches[i] === 0) ctx.stderr.write(`casl ingest: warning: '${p}' matches no file\n`);
     });
     const { total, records } = ingestRecords(listing, shard);
-    await finishRun(records, {
+    const { summary, closedEarly } = await finishRun(records, {
       command: 'ingest', out: ctx.stdout, stderr: ctx.stderr, total,
       quiet: opts.quiet as boolean, errors: opts.errors as string | undefined,
     });
-    return 0;
+    // Like the other stages: every good record is written, and the exit
+    // status still tells a script that something was left out.
+    return !closedEarly && summary.errors > 0 ? 1 : 0;
   },
 };
