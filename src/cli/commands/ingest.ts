@@ -7,7 +7,7 @@ export const command: Command = {
   name: 'ingest',
   summary: 'list images matching globs as image records (JSONL on stdout), sorted, with stable ids; never decodes',
   usage: 'casl ingest <glob|dir...> [--root DIR] [--shard i/N] [--errors FILE] [--quiet]',
-  example: "casl ingest 'data/fixtures/unlabeled/**/*.{jpg,png}' --root data/fixtures --shard 0/4 > shard0.jsonl",
+  example: "casl ingest 'data/fixtures/images/unlabeled/*.{jpg,png}' --root data/fixtures/images/unlabeled --shard 0/4 > shard0.jsonl",
   options: {
     root: { type: 'string', help: 'file_name is written relative to this directory; every match must be inside it', default: '.' },
     shard: { type: 'string', help: 'keep shard i of N (0-based): the images with image_id mod N = i' },
