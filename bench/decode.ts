@@ -13,7 +13,7 @@
 // np.asarray — the same HWC uint8 casl produces (casl resizes with lanczos3).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import _ from 'highland';
 import sharp from 'sharp';
@@ -192,6 +192,7 @@ export const benchmark: Benchmark = {
     const rounds = opts.quick ? 1 : 3;
     const nFiles = opts.quick ? 2_000 : 20_000;
     const dir = mkdtempSync(path.join(tmpdir(), 'casl-bench-decode-'));
+    const loadBefore = loadavg()[0];
     try {
       const photos = path.join(dir, 'photos');
       mkdirSync(photos);
@@ -248,6 +249,7 @@ export const benchmark: Benchmark = {
         ],
         notes: [
           `${nPhotos} JPEGs of ${W}×${H}, mean ${meanKb.toFixed(0)} KB, ${passes} passes a round, best of ${rounds} rounds (casl c1, c2 and Pillow interleaved); peak RSS by ${ingest.how}.`,
+          `Load average (1 min) ${loadBefore.toFixed(1)} before, ${loadavg()[0].toFixed(1)} after, on ${availableParallelism()} cores: figures from a busy machine understate both sides.`,
         ],
       };
     } finally {
