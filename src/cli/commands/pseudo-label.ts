@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { ingestRecords, listImages, parseShard } from '../../io/ingest.js';
@@ -26,6 +27,7 @@ export const command: Command = {
     overwrite: { type: 'boolean', help: 'start over, replacing OUT and its companions', default: false },
     shard: { type: 'string', help: 'process shard i of N (0-based; image_id mod N = i): N machines, outputs concatenate' },
     gt: { type: 'string', help: 'COCO ground truth of these images (e.g. the fixtures\' hidden one): print precision and recall' },
+    stats: { type: 'string', help: 'write the run\'s figures here as JSON (counts, filter histograms, quality, seconds, peak RSS, live tensors)' },
     errors: { type: 'string', help: 'error records go here instead of OUT.errors' },
     aug: { type: 'string', help: 'test-time views: none, weak or strong', choices: POLICIES },
     views: { type: 'integer', help: 'views per image, merged by class-aware NMS' },
@@ -72,6 +74,7 @@ export const command: Command = {
     const p = progress('pseudo-label', { total: Math.max(0, todo), quiet: opts.quiet as boolean, stderr: ctx.stderr });
     const stats = new FilterStats(delta);
     let counts;
+    const started = performance.now();
     try {
       counts = await records
         .filter((r) => isErrorRecord(r) || !done.has(r.image_id))
@@ -86,7 +89,16 @@ export const command: Command = {
     ctx.stderr.write(stats.format());
     log(`casl pseudo-label: ${total} images${shard ? ` in shard ${opts.shard}` : ''}: ${done.size} done before, now ${counts.kept} kept → ${paths.out}, `
       + `${counts.dropped} dropped as empty → ${paths.dropped}, ${counts.errors} failed → ${paths.errors}`);
-    if (gt) ctx.stderr.write(formatQuality(await pseudoLabelQuality(gt, paths.out, paths.dropped)));
+    const seconds = (performance.now() - started) / 1000;
+    const quality = gt ? await pseudoLabelQuality(gt, paths.out, paths.dropped) : undefined;
+    if (quality) ctx.stderr.write(formatQuality(quality));
+    if (opts.stats) {
+      writeFileSync(opts.stats as string, JSON.stringify({
+        images: total, done_before: done.size, ...counts, seconds, images_per_s: (counts.kept + counts.dropped + counts.errors) / seconds,
+        peak_rss_mb: process.resourceUsage().maxRSS / 1024, tensors: tf.memory().numTensors, backend: labeler.backend,
+        filter: stats.toJSON(), quality, interrupted,
+      }, null, 2) + '\n');
+    }
     if (interrupted) return 130;
     return counts.errors > 0 ? 1 : 0;
   },
