@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import _ from 'highland';
 import type { ErrorRecord } from '../src/records.js';
 import {
@@ -122,6 +122,11 @@ t.test('serializeJsonl and readJsonl round trip through a file', async (t) => {
   t.match(out[1], { file_name: file, line: 2 });
   t.throws(() => readJsonl(path.join(path.dirname(file), 'missing.jsonl')), /cannot read .*missing\.jsonl: ENOENT/);
   t.throws(() => readJsonl(path.dirname(file)), /is not a file/);
+  const terminal = Object.assign(new PassThrough(), { isTTY: true });
+  t.throws(() => readJsonl('-', { stdin: terminal }), /stdin, which is a terminal/);
+  const piped = new PassThrough();
+  piped.end('{"a":1}\n');
+  t.same(await collect(readJsonl('-', { stdin: piped })), [{ a: 1 }]);
 });
 
 t.test('writeTo: waits for drain, reports a closed pipe as an early end', async (t) => {

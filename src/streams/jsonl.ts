@@ -153,8 +153,8 @@ export function serializeJsonl<T>(): Stage<T, string> {
 /**
  * The records of a JSONL file, or of a readable stream such as stdin
  * (`'-'` means stdin): a byte stream read with backpressure, then parseJsonl.
- * A path that is missing or not a file is a UsageError at once, before any
- * stage starts.
+ * A path that is missing or not a file, or stdin that is a terminal, is a
+ * UsageError at once, before any stage starts.
  *
  * Example: `readJsonl('-', { stdin: process.stdin })`
  */
@@ -168,7 +168,12 @@ export function readJsonl<T extends object = Record<string, unknown>>(
     bytes = _<Buffer | string>(input);
     source ??= '<stream>';
   } else if (input === '-') {
-    bytes = _<Buffer | string>(opts.stdin ?? process.stdin);
+    const stdin = opts.stdin ?? process.stdin;
+    // Waiting on a terminal looks like a hang; the user meant to pipe records in.
+    if ((stdin as NodeJS.ReadStream).isTTY) {
+      throw new UsageError('records are read from stdin, which is a terminal: pipe them in (casl ingest … | casl …) or give a JSONL file');
+    }
+    bytes = _<Buffer | string>(stdin);
     source ??= '<stdin>';
   } else {
     let isFile = false;
