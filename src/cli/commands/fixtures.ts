@@ -13,7 +13,7 @@ function count(opts: Record<string, unknown>, key: string): number {
 export const command: Command = {
   name: 'fixtures',
   summary: 'make the synthetic scenes dataset (labeled, unlabeled and val splits, COCO JSON)',
-  usage: 'casl fixtures --out DIR [--seed S] [--labeled N] [--unlabeled M] [--val V] [--entities]',
+  usage: 'casl fixtures --out DIR [--seed S] [--labeled N] [--unlabeled M] [--val V] [--entities|--no-entities] [--montage PNG]',
   example: 'casl fixtures --out data/fixtures --seed 1 --labeled 300 --unlabeled 3000 --val 300',
   pipeline: 'fixtures',
   options: {
