@@ -217,3 +217,36 @@ t.test('HTTP API', async (t) => {
     t.match(html.headers.get('content-security-policy'), /default-src 'self'/);
   });
 });
+
+t.test('EXIF orientation: sizes and thumbnails are in the turned frame, where boxes are', async (t) => {
+  // 40 wide × 20 high as stored, orientation 6 (turn 90° clockwise): shown 20 × 40.
+  await sharp({ create: { width: 40, height: 20, channels: 3, background: '#336699' } }).withMetadata({ orientation: 6 }).jpeg().toFile(path.join(fx.root, 'turned.jpg'));
+  const file = path.join(fx.dir, 'turned.jsonl');
+  await writeFile(file, JSON.stringify({ image_id: 1, file_name: 'turned.jpg', instances: [{ bbox: [1, 1, 5, 5], score: 0.9, category_id: 1 }] }) + '\n');
+  const ix = await JsonlIndex.build(file);
+  const fh = await open(file, 'r');
+  const server = createViewServer({ index: ix, jsonl: fh, root: realpathSync(fx.root), pageSize: 5, thumbSize: 64, imageSize: 128, cacheBytes: 1 << 20, loopbackOnly: true });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const page = await (await fetch(`${base}/api/page?delta=0&page=0`)).json();
+  t.match(page.items[0], { width: 20, height: 40 });
+  const thumb = await sharp(Buffer.from(await (await fetch(base + page.items[0].thumb)).arrayBuffer())).metadata();
+  t.same([thumb.width, thumb.height], [20, 40], 'the thumbnail is turned too (and not enlarged)');
+  server.closeAllConnections();
+  await new Promise((ok) => server.close(ok));
+  await fh.close();
+});
+
+t.test('usage errors say what and what to do', async (t) => {
+  const { command } = await import('../src/cli/commands/view.js');
+  const ctx = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
+  const opts = { port: 0, host: '127.0.0.1', 'page-size': 48, 'thumb-size': 256, 'image-size': 1280, 'cache-mb': 64 };
+  await t.rejects(command.run(opts, [], ctx), /name the prediction JSONL/);
+  await t.rejects(command.run(opts, [fx.jsonl], ctx), /--root IMAGES is required/);
+  await t.rejects(command.run({ ...opts, root: path.join(fx.dir, 'nope') }, [fx.jsonl], ctx), /--root .*nope.*give the images folder/);
+  await t.rejects(command.run({ ...opts, root: fx.root }, [path.join(fx.dir, 'missing.jsonl')], ctx), /cannot open .*missing\.jsonl/);
+  const badGt = path.join(fx.dir, 'bad-gt.json');
+  await writeFile(badGt, JSON.stringify({ images: [{ id: 1, file_name: 'a.jpg' }], annotations: [{ image_id: 2, bbox: [0, 0, 1, 1] }] }));
+  await t.rejects(command.run({ ...opts, root: fx.root, gt: badGt }, [fx.jsonl], ctx), /bad-gt\.json: annotations\[0\]\.image_id 2 is not in 'images'/);
+  await t.rejects(command.run({ ...opts, root: fx.root, 'page-size': 0 }, [fx.jsonl], ctx), /--page-size must be at least 1/);
+});
