@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -37,6 +37,14 @@ async function take(source: TrainSource, o: LoaderOptions, n: number): Promise<(
   s.destroy();
   return out;
 }
+
+const temps: string[] = [];
+const tempDir = (prefix: string): string => {
+  const d = mkdtempSync(path.join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+};
+t.teardown(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 const digest = (b: TrainBatch) => createHash('sha256').update(new Uint8Array(b.images.buffer)).update(b.targets.labels).update(b.targets.boxes).digest('hex');
 
@@ -82,7 +90,7 @@ t.test('α: class-agnostic targets are all channel 0; class-specific ones use ev
 });
 
 t.test('an image that fails to load is an error record; the batches stay full and the stream goes on', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'casl-loader-'));
+  const dir = tempDir('casl-loader-');
   const gt = JSON.parse(readFileSync(GT, 'utf8'));
   gt.images[0].file_name = 'missing.png';
   const file = path.join(dir, 'gt.json');
@@ -96,7 +104,7 @@ t.test('an image that fails to load is an error record; the batches stay full an
 });
 
 t.test('pseudo labels: JSONL indexed by byte offset; ground truth and records without δ are refused', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'casl-pseudo-'));
+  const dir = tempDir('casl-pseudo-');
   const gt = JSON.parse(readFileSync(GT, 'utf8'));
   const lines = gt.images.map((im: { id: number; file_name: string }, i: number) => {
     const instances = gt.annotations.filter((a: { image_id: number }) => a.image_id === im.id).map((a: { bbox: number[] }) => ({ bbox: a.bbox, score: 0.9, category_id: 1 }));

@@ -320,7 +320,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
         step: state.step, epoch: batch.epoch, loss: r.total, loss_cls: r.cls, loss_reg: r.reg, loss_ctr: r.ctr,
         lr, grad_norm: r.gradNorm, num_pos: batch.targets.numPos, instances: batch.instances,
         images_per_s: batch.B / (stepSeconds + waited), data_wait_s: waited, step_s: stepSeconds,
-        data_wait_frac: waitFraction(state),
+        data_wait_frac: waitFraction(state), tensors: tf.memory().numTensors,
       });
       o.progress?.add();
       if (state.step % o.checkpointEvery === 0 || state.step === totalSteps) await checkpoint();
