@@ -296,6 +296,16 @@ t.test('progress: plain lines off a TTY, a bar on a TTY, nothing with --quiet', 
   p2.done();
   t.match(bar.got[0], /^\rdecode \[[#-]+\] +\d+% /);
 
+  const listing = slowWritable(0);
+  const p5 = progress('listing', { stderr: listing.w, tty: true, unit: 'files' });
+  p5.add(3);
+  await sleep(5);
+  p5.dismiss();
+  p5.add();
+  t.match(listing.got[0], /^\rlisting  3 files /, 'no total: a count and a rate, in the given unit');
+  t.equal(listing.got.at(-1), '\r\x1b[K', 'dismiss clears the line and prints no summary');
+  t.equal(p5.summary.ok, 4);
+
   const quiet = slowWritable(0);
   const p3 = progress('x', { stderr: quiet.w, tty: true, quiet: true });
   await collect(slowSource(5).through(p3.tap));

@@ -74,7 +74,10 @@ function toPosix(p: string): string {
  * every image under it), relative to `root`. Patterns that are not absolute
  * are taken from `cwd`.
  */
-export async function listImages(patterns: string[], opts: { root: string; cwd?: string }): Promise<Listing> {
+export async function listImages(
+  patterns: string[],
+  opts: { root: string; cwd?: string; /** Called for each match, e.g. a progress tick. */ onMatch?: () => void },
+): Promise<Listing> {
   const cwd = opts.cwd ?? process.cwd();
   const root = path.resolve(cwd, opts.root);
   let rootIsDir = false;
@@ -131,6 +134,7 @@ export async function listImages(patterns: string[], opts: { root: string; cwd?:
       }
       n++;
       found.push(name);
+      opts.onMatch?.();
     }
     matches.push(n);
   }

@@ -20,6 +20,8 @@ export interface ProgressOptions {
   tty?: boolean;
   /** Milliseconds between plain lines when not on a TTY; default 5000. */
   intervalMs?: number;
+  /** What is counted, for the live line; default 'records'. */
+  unit?: string;
   /** Counts go here; default a new RunSummary named after the progress. */
   summary?: RunSummary;
 }
@@ -43,6 +45,8 @@ export interface Progress {
   readonly events: Observable<ProgressState>;
   /** Stops drawing and prints the run's summary line; returns that line. Idempotent. */
   done(): string;
+  /** Stops drawing and clears the bar, printing nothing: for a phase that has no summary of its own. */
+  dismiss(): void;
 }
 
 const TTY_REDRAW_MS = 100;
@@ -54,12 +58,12 @@ function duration(s: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-function describe(p: ProgressState, bar: boolean, columns: number): string {
+function describe(p: ProgressState, bar: boolean, columns: number, unit: string): string {
   const done = p.ok + p.errors;
   const rate = p.elapsedSeconds > 0 ? done / p.elapsedSeconds : 0;
   const errs = p.errors ? `  ${p.errors} error${p.errors === 1 ? '' : 's'}` : '';
   if (p.total === undefined || p.total <= 0) {
-    return `${p.name}  ${done} records  ${Math.round(rate)}/s${errs}`;
+    return `${p.name}  ${done} ${unit}  ${Math.round(rate)}/s${errs}`;
   }
   const frac = Math.min(1, done / p.total);
   const eta = rate > 0 ? duration((p.total - done) / rate) : '?';
@@ -86,6 +90,7 @@ export function progress(name: string, opts: ProgressOptions = {}): Progress {
   const tty = opts.tty ?? Boolean((stderr as NodeJS.WriteStream).isTTY);
   const columns = (stderr as NodeJS.WriteStream).columns ?? 80;
   const summary = opts.summary ?? new RunSummary(name);
+  const unit = opts.unit ?? 'records';
   let total = opts.total;
   let drawn = false;
   let finished = false;
@@ -97,10 +102,10 @@ export function progress(name: string, opts: ProgressOptions = {}): Progress {
   const ticks = new Subject<ProgressState>();
   const draw = (p: ProgressState) => {
     if (tty) {
-      stderr.write(`\r${describe(p, true, columns)}\x1b[K`);
+      stderr.write(`\r${describe(p, true, columns, unit)}\x1b[K`);
       drawn = true;
     } else {
-      stderr.write(`${describe(p, false, columns)}\n`);
+      stderr.write(`${describe(p, false, columns, unit)}\n`);
     }
   };
   let display: Subscription | undefined;
@@ -112,6 +117,12 @@ export function progress(name: string, opts: ProgressOptions = {}): Progress {
   // Unsubscribing (not completing) clears the throttle's timer at once, so a
   // finished run never waits for the next redraw to exit.
   const stop = () => display?.unsubscribe();
+  const finish = () => {
+    finished = true;
+    stop();
+    ticks.complete();
+    if (drawn) stderr.write('\r\x1b[K');
+  };
 
   const count = (x: unknown) => {
     if (isErrorRecord(x)) summary.countError(x);
@@ -146,13 +157,13 @@ export function progress(name: string, opts: ProgressOptions = {}): Progress {
     },
     done() {
       if (finished) return closingLine;
-      finished = true;
-      stop();
-      ticks.complete();
-      if (drawn) stderr.write('\r\x1b[K');
+      finish();
       closingLine = summary.toString();
       if (!opts.quiet || summary.errors > 0) stderr.write(`${closingLine}\n`);
       return closingLine;
+    },
+    dismiss() {
+      if (!finished) finish();
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { ingestRecords, listImages, parseShard } from '../../io/ingest.js';
-import { finishRun } from '../../streams/index.js';
+import { finishRun, progress } from '../../streams/index.js';
 
 export const command: Command = {
   name: 'ingest',
@@ -19,7 +19,14 @@ export const command: Command = {
       throw new UsageError(`name what to ingest: globs or directories, e.g. ${command.example}`);
     }
     const shard = opts.shard === undefined ? undefined : parseShard(opts.shard as string);
-    const listing = await listImages(positionals, { root: opts.root as string });
+    // Listing a large tree on a network file system can take minutes: show it.
+    const listingProgress = progress('ingest: listing', { quiet: opts.quiet as boolean, stderr: ctx.stderr, unit: 'files' });
+    let listing;
+    try {
+      listing = await listImages(positionals, { root: opts.root as string, onMatch: () => listingProgress.add() });
+    } finally {
+      listingProgress.dismiss();
+    }
     if (listing.files.length === 0) {
       const why = listing.errors.map((e) => `${e.file_name}: ${e.error}`).join('; ');
       throw new UsageError(`no files match ${positionals.map((p) => `'${p}'`).join(' ')}${why ? ` (${why})` : ''}; check the pattern (relative patterns start from the current directory, ${process.cwd()})`);
