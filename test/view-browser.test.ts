@@ -113,6 +113,19 @@ async function run() {
     const red = await colourPixels(shot, [255, 59, 48]);
     t.ok(red > 200, `box pixels on screen at δ = 0.3: ${red}`);
     if (process.env.CASL_VIEW_SCREENSHOT) copyFileSync(await saveShot(shot), process.env.CASL_VIEW_SCREENSHOT);
+    // Masks (COCO RLE, decoded in the page) fill their instances.
+    const painted = () => page.evaluate(() => [...document.querySelectorAll('.tile canvas')].reduce((n, c) => {
+      const cv = c as HTMLCanvasElement;
+      const d = cv.getContext('2d')!.getImageData(0, 0, cv.width, cv.height).data;
+      for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n += 1;
+      return n;
+    }, 0));
+    const withMasks = await painted();
+    await page.click('#show-masks');
+    const outlines = await painted();
+    await page.click('#show-masks');
+    // The fixture's masks kept at δ = 0.3 cover about 7,000 display pixels; their outlines are drawn either way.
+    t.ok(withMasks - outlines > 3000, `painted pixels with masks ${withMasks}, without ${outlines}`);
     await setDelta(page, 0.99);
     await page.waitForFunction(() => [...document.querySelectorAll('.tile:not(.error)')].every((e) => (e as HTMLElement).dataset.kept === '0'));
     const none = await colourPixels(await page.screenshot({ fullPage: false }), [255, 59, 48]);

@@ -250,6 +250,10 @@ async function openDetail(k) {
   $('detail').hidden = false;
   $('detail-title').textContent = `${item.file_name} · image_id ${item.image_id ?? '—'} · line ${item.line}`;
   const img = $('detail-img');
+  // Fit the stage, enlarging small images too: boxes of a 200-px image need room.
+  const fit = Math.min((0.62 * innerWidth) / item.width, (0.86 * innerHeight) / item.height);
+  img.style.width = `${Math.round(item.width * fit)}px`;
+  img.style.height = `${Math.round(item.height * fit)}px`;
   img.onload = () => drawDetail(-1);
   img.src = item.thumb.replace('/thumb/', '/image/');
   renderDetail();
