@@ -218,7 +218,23 @@ t.test('the committed sample is what the generator makes now', async (t) => {
     entities: manifest.entities, jpegQuality: manifest.jpeg_quality,
   });
   t.comment('if this fails after a generator change, regenerate: make fixtures-sample');
-  sameTree(t, SAMPLE, out);
+  const committed = tree(SAMPLE), now = tree(out);
+  t.same([...now.keys()], [...committed.keys()], 'same files');
+  for (const [file, bytes] of committed) {
+    const mine = now.get(file);
+    if (!mine || mine.equals(bytes)) continue;
+    if (!file.startsWith('images/')) {
+      t.fail(`${file} differs`);
+      continue;
+    }
+    // Another build of libvips (another platform) may encode the same
+    // pixels to other bytes: then the pixels must still agree, exactly for
+    // PNG, within JPEG's rounding otherwise.
+    const [a, b] = await Promise.all([bytes, mine].map((x) => sharp(x).raw().toBuffer()));
+    let worst = a.length === b.length ? 0 : Infinity;
+    for (let i = 0; i < a.length && worst < Infinity; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+    t.ok(worst <= (file.endsWith('.png') ? 0 : 3), `${file}: other bytes, pixels within ${worst}`);
+  }
 });
 
 t.test('command line: --out required, a foreign directory refused, an old tree replaced', async (t) => {
