@@ -34,6 +34,10 @@ export interface ViewFixture {
   /** A file outside the root that must never be served. */
   secret: string;
   records: PredictionRecord[];
+  /** Lines that are not prediction records: an error record, a torn line, a record without image_id. */
+  nonRecords: number;
+  /** Records shown as error tiles though they count as images: no file_name, '..', absolute, symlink out. */
+  refused: number;
 }
 
 /** Scores the filter tests pin: exactly at each tested δ (must not survive it) and just above. */
@@ -96,13 +100,17 @@ export async function makeViewFixture(nImages = 10, seed = 1): Promise<ViewFixtu
   const lines = records.map((r) => JSON.stringify(r));
   lines.splice(3, 0, JSON.stringify({ error: 'cannot decode: truncated JPEG', stage: 'decode', file_name: 'broken.jpg', image_id: 999 }));
   lines.splice(5, 0, '{"image_id": 77, "file_name": "torn.jpg", "instan');
+  lines.splice(7, 0, JSON.stringify({ file_name: 'img-1.jpg', instances: [{ bbox: [1, 1, 2, 2], score: 0.9, category_id: 1 }] }));
+  const nameless = { image_id: 2001, instances: [{ bbox: [1, 1, 2, 2], score: 0.95, category_id: 1 }] } as unknown as PredictionRecord;
+  lines.splice(9, 0, JSON.stringify(nameless));
+  records.splice(7, 0, nameless);
   lines.push('', ...bad.map((r) => JSON.stringify(r)));
   records.push(...bad);
   const jsonl = path.join(dir, 'pred.jsonl');
   writeFileSync(jsonl, lines.join('\n') + '\n');
   const gt = path.join(dir, 'gt.json');
   writeFileSync(gt, JSON.stringify({ images: gtImages, annotations: gtAnns, categories: [1, 2, 3].map((id) => ({ id, name: `c${id}` })) }));
-  return { dir, root, jsonl, gt, secret, records };
+  return { dir, root, jsonl, gt, secret, records, nonRecords: 3, refused: 4 };
 }
 
 /** The δ filter's counts by the strict rule, straight from the records. */

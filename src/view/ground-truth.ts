@@ -38,8 +38,9 @@ export class GroundTruth {
   }
 
   /** The GT image of a record: by image_id when its file name agrees (or is absent), else by file_name. */
-  lookup(rec: { image_id?: number; file_name: string }): GtImage | undefined {
+  lookup(rec: { image_id?: number; file_name?: string }): GtImage | undefined {
     const im = rec.image_id === undefined ? undefined : this.byId.get(rec.image_id);
+    if (rec.file_name === undefined) return im;
     if (im && (im.file_name === rec.file_name || !this.byName.has(rec.file_name))) return im;
     return this.byName.get(rec.file_name) ?? im;
   }

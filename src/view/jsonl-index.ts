@@ -19,11 +19,16 @@ export const Kind = {
   Invalid: 2,
 } as const;
 
-/** Why a parsed line is not a prediction record, or null when it is one. */
+/**
+ * Why a parsed line is not a prediction record, or null when it is one. The
+ * record-level rule is `casl filter`'s (a numeric image_id and an instances
+ * array), so both count the same images; a missing file_name still counts
+ * and is shown as an error tile.
+ */
 export function invalidReason(x: unknown): string | null {
   if (typeof x !== 'object' || x === null || Array.isArray(x)) return 'not a JSON object';
   const r = x as Record<string, unknown>;
-  if (typeof r.file_name !== 'string') return "missing string key 'file_name'";
+  if (typeof r.image_id !== 'number') return "missing numeric key 'image_id'";
   if (!Array.isArray(r.instances)) return "missing array key 'instances'";
   for (let j = 0; j < r.instances.length; j++) {
     const inst = r.instances[j] as Record<string, unknown> | null;
@@ -82,7 +87,7 @@ export class JsonlIndex {
     /** 1-based line number of each record (blank lines are skipped). */
     readonly lines: Uint32Array,
     readonly kinds: Uint8Array,
-    /** 1 where a prediction's file_name is refused before any disk access (absolute, '..'). */
+    /** 1 where a prediction's file_name is missing or refused before any disk access (absolute, '..'). */
     readonly refused: Uint8Array,
     /** Record i's scores are scores[scoreStart[i] .. scoreStart[i+1]), sorted descending. */
     readonly scoreStart: Uint32Array,
@@ -154,7 +159,7 @@ export class JsonlIndex {
       }
       kinds.push(Kind.Prediction);
       const rec = parsed as PredictionRecord;
-      refused.push(lexicalRefusal(rec.file_name) === null ? 0 : 1);
+      refused.push(typeof rec.file_name === 'string' && lexicalRefusal(rec.file_name) === null ? 0 : 1);
       const s = rec.instances.map((inst) => inst.score).sort((a, b) => b - a);
       for (const v of s) scores.push(v);
       if (gt) for (const v of matchToGroundTruth(rec, gt).sort((a, b) => b - a)) gtMatch.push(v);

@@ -165,6 +165,7 @@ export function createViewServer(o: ViewOptions): Server {
     if (ix.gtCount(i) > 0) t.gtMatch = Array.from(ix.gtMatch.subarray(ix.gtStart[i], ix.gtStart[i + 1]), (s) => (s === -Infinity ? null : s));
     const gtIm = o.gt?.lookup(p);
     if (gtIm) t.gt = gtIm.boxes;
+    if (typeof p.file_name !== 'string') return { ...t, error: `line ${ix.lines[i]}: the record has no 'file_name', so no image to show` };
     const file = await resolveUnderRoot(o.root, p.file_name);
     if (!file.ok) return { ...t, error: file.error };
     if (!t.width || !t.height) {
@@ -191,6 +192,7 @@ export function createViewServer(o: ViewOptions): Server {
     void Promise.all(warming).then(async () => {
       for (const i of next) {
         if (o.index.kinds[i] !== Kind.Prediction) continue;
+        if (o.index.refused[i]) continue;
         const rec = JSON.parse(await o.index.readLine(o.jsonl, i)) as PredictionRecord;
         const file = await resolveUnderRoot(o.root, rec.file_name);
         if (file.ok) warm(file.path);
@@ -207,6 +209,7 @@ export function createViewServer(o: ViewOptions): Server {
   const serveImage = async (res: ServerResponse, i: number, maxSide: number) => {
     if (o.index.kinds[i] !== Kind.Prediction) throw new HttpError(404, `record ${i} is not a prediction record`);
     const rec = JSON.parse(await o.index.readLine(o.jsonl, i)) as PredictionRecord;
+    if (typeof rec.file_name !== 'string') throw new HttpError(404, `record ${i} has no file_name`);
     const file = await resolveUnderRoot(o.root, rec.file_name);
     if (!file.ok) throw new HttpError(file.status, file.error);
     let r;
