@@ -66,6 +66,25 @@ $(RUNS)/pseudo-labels/.done: $(FIXTURES)/.done $(LABELER_CKPT)/model.json
 
 pseudo-labels: $(RUNS)/pseudo-labels/.done
 
+# CA-SSL's three trainings, defaults in pipelines/<stage>.yaml; each run
+# directory runs/<stage>/ holds metrics.jsonl, checkpoints/ and model/ (the
+# next stage's input). They always pass --resume: a run that was cut off
+# continues from its last checkpoint, a finished one is only re-evaluated.
+# TRAIN_FLAGS adds flags, e.g. make labeler TRAIN_FLAGS="--steps 300".
+TRAIN_FLAGS ?=
+.PHONY: labeler warmup finetune
+labeler: build | $(FIXTURES)/.done
+	$(CASL) train --stage labeler --out $(RUNS)/labeler --resume $(TRAIN_FLAGS)
+
+warmup: build $(RUNS)/pseudo-labels/.done
+	$(CASL) train --stage warmup --train $(PSEUDO) --out $(RUNS)/warmup --resume $(TRAIN_FLAGS)
+
+$(RUNS)/warmup/model/model.json:
+	$(MAKE) warmup
+
+finetune: build | $(RUNS)/warmup/model/model.json
+	$(CASL) train --stage finetune --init $(RUNS)/warmup/model --out $(RUNS)/finetune --resume $(TRAIN_FLAGS)
+
 bench: build
 	$(CASL) bench all
 

@@ -233,6 +233,10 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       log(`resumed from ${last.dir} at step ${state.step} (sample ${state.nextSample})`);
     } else {
       if (o.resume) log(`--resume: no checkpoint in ${o.out} yet, starting from step 0`);
+      // A fresh run owns its directory: checkpoints of an earlier run there would be resumed from or pruned wrongly.
+      const stale = ['checkpoints', 'last-checkpoint.json', 'model', 'metrics.jsonl'].filter((f) => existsSync(path.join(o.out, f)));
+      if (stale.length) log(`starting afresh in ${o.out}: removing the previous run's ${stale.join(', ')}`);
+      for (const f of stale) rmSync(path.join(o.out, f), { recursive: true, force: true });
       if (o.init) {
         let init: Checkpoint;
         try {
