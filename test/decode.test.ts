@@ -212,6 +212,10 @@ t.test('a PNG header claiming 50000×50000 is refused by the pixel limit before 
   const small = await cornerJpeg(100, 100, 1);
   await t.rejects(decodeImage(small, { maxPixels: 5000 }), { message: /100×100 = 1\.00e\+4 pixels, over the pixel limit of 5\.00e\+3/ });
   t.equal((await decodeImage(small, { maxPixels: 10000 })).width, 100);
+  // A file too large for any image within the limit is not even read in.
+  const big = path.join(dir, 'big.jpg');
+  writeFileSync(big, Buffer.concat([small, Buffer.alloc(2 ** 20 + 50_000)]));
+  await t.rejects(decodeImage(big, { maxPixels: 10000 }), { message: /file is 1 MB, more than an image within the pixel limit can need \(1 MB\): .*big\.jpg/ });
 });
 
 t.test('letterbox: long side S, top-left, zero padding, boxes map back exactly', async (t) => {
