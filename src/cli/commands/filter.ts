@@ -9,7 +9,7 @@ export const command: Command = {
   name: 'filter',
   summary: 'keep the instances scoring > δ, drop images left empty (CA-SSL Eq. 2–3); prints what went in and out',
   usage: 'casl filter [PRED.jsonl|-] --delta δ [--dropped FILE] [--summary FILE] [--errors FILE]',
-  example: 'casl ingest "data/fixtures/images/unlabeled/*" --root data/fixtures | casl infer --model runs/labeler/final | casl filter --delta 0.5 > pseudo.jsonl',
+  example: "casl ingest 'data/fixtures/images/unlabeled/*' --root data/fixtures/images/unlabeled | casl infer --model runs/labeler/model --root data/fixtures/images/unlabeled | casl filter --delta 0.5 > pseudo.jsonl",
   pipeline: 'filter',
   options: {
     delta: { type: 'number', help: 'keep instances whose score is strictly greater than this' },

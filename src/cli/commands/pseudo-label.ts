@@ -6,7 +6,7 @@ import { ingestRecords, listImages, parseShard } from '../../io/ingest.js';
 import { loadCoco } from '../../io/coco.js';
 import { progress } from '../../streams/index.js';
 import { isErrorRecord } from '../../records.js';
-import { POLICIES } from '../../augment/policy.js';
+import { PREDICTION_OPTIONS } from './infer.js';
 import { FilterStats } from '../../label/filter.js';
 import { ledgerPaths, resumeLedger } from '../../label/ledger.js';
 import { loadLabeler, predictImages, predictionOptions, stopWhen, writeLedger, type PredictionFlags } from '../../label/pipeline.js';
@@ -16,11 +16,11 @@ export const command: Command = {
   name: 'pseudo-label',
   summary: 'ingest → decode → infer → δ filter → JSONL in one process; resumable after a crash, shardable across machines',
   usage: 'casl pseudo-label <glob|dir...> --root DIR --model CKPT --out FILE [--delta δ] [--resume] [--shard i/N] [--gt HIDDEN_GT.json]',
-  example: "casl pseudo-label 'images/unlabeled/*' --root data/fixtures --model runs/labeler/final --out runs/pseudo-labels/pseudo.jsonl --resume",
+  example: "casl pseudo-label 'data/fixtures/images/unlabeled/*' --root data/fixtures/images/unlabeled --model runs/labeler/model --out runs/pseudo-labels/pseudo.jsonl --resume",
   pipeline: 'pseudo-labels',
   options: {
-    model: { type: 'string', help: 'checkpoint directory of the class-agnostic labeler' },
-    root: { type: 'string', help: 'file_name in the output is relative to this directory', default: '.' },
+    ...PREDICTION_OPTIONS,
+    root: { type: 'string', help: 'file_name in the output is relative to this directory (ids derive from it)', default: '.' },
     out: { type: 'string', help: 'kept pseudo labels (JSONL); OUT.dropped and OUT.errors are written beside it' },
     delta: { type: 'number', help: 'keep instances scoring strictly above δ; images left empty go to OUT.dropped' },
     resume: { type: 'boolean', help: 'continue a run that was stopped: images already in OUT, OUT.dropped or OUT.errors are not redone', default: false },
@@ -29,18 +29,11 @@ export const command: Command = {
     gt: { type: 'string', help: 'COCO ground truth of these images (e.g. the fixtures\' hidden one): print precision and recall' },
     stats: { type: 'string', help: 'write the run\'s figures here as JSON (counts, filter histograms, quality, seconds, peak RSS, live tensors)' },
     errors: { type: 'string', help: 'error records go here instead of OUT.errors' },
-    aug: { type: 'string', help: 'test-time views: none, weak or strong', choices: POLICIES },
-    views: { type: 'integer', help: 'views per image, merged by class-aware NMS' },
-    batch: { type: 'integer', help: 'views per forward pass' },
-    seed: { type: 'integer', help: 'seed of the test-time views' },
-    'decode-concurrency': { type: 'integer', help: 'images decoding at once' },
-    'max-pixels': { type: 'integer', help: 'refuse images with more pixels than this' },
-    backend: { type: 'string', help: 'auto|tfjs-node-gpu|tfjs-node|wasm|cpu (or CASL_BACKEND)' },
     quiet: { type: 'boolean', help: 'no progress on stderr', default: false },
   },
   async run(opts, positionals, ctx) {
     if (positionals.length === 0) throw new UsageError(`name the unlabeled images (globs or directories), e.g. ${command.example}`);
-    if (!opts.model) throw new UsageError('--model is required: the labeler checkpoint directory (make labeler writes runs/labeler/final)');
+    if (!opts.model) throw new UsageError('--model is required: the labeler checkpoint directory (make labeler writes runs/labeler/model)');
     if (!opts.out) throw new UsageError('--out is required: the JSONL file the pseudo labels go to');
     const delta = opts.delta as number | undefined;
     if (delta === undefined || !(delta >= 0 && delta < 1)) throw new UsageError(`--delta must be in [0, 1), got ${delta ?? 'nothing'}`);
