@@ -1,15 +1,13 @@
 // FCOS losses on hand-made tensors, against the formulas written out in JS.
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs-core';
-import { useTestBackend } from './model-helpers.js';
-import { enableGradients } from '../src/model/gradients.js';
+import { useTrainBackend } from './model-helpers.js';
 import { bceWithLogits, fcosLoss, giouLoss, sigmoidFocal } from '../src/model/loss.js';
 import type { Points } from '../src/model/points.js';
 import type { Targets } from '../src/model/targets.js';
 
 t.before(async () => {
-  await enableGradients();
-  await useTestBackend();
+  await useTrainBackend();
 });
 
 const close = (a: number, b: number, tol = 1e-5) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));

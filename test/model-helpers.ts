@@ -1,38 +1,28 @@
 // Shared by the model tests: the backend they run on, and small configs.
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-wasm';
-import '@tensorflow/tfjs-backend-cpu';
 import { type ModelConfig, modelConfig } from '../src/model/config.js';
+import { initBackend } from '../src/model/backend/index.js';
 import { enableGradients } from '../src/model/gradients.js';
 import type { GtInstances } from '../src/model/targets.js';
 import { readF32 } from '../src/model/torch-import.js';
 
-/** The wasm backend, the embedded default the issue asks the tests to run on. */
+/**
+ * The wasm backend, the embedded default the issue asks the tests to run on,
+ * through casl's backend selection (its Conv2DBackprop kernels, both cores).
+ */
 export async function useTestBackend(): Promise<string> {
-  await tf.setBackend('wasm');
-  await tf.ready();
-  return tf.getBackend();
+  // tap runs two test files at once on this 2-core machine, and XNNPACK's
+  // thread pool spin-waits: two threads a process made model-train.test.ts
+  // 4× slower (124 s vs 34 s wall) than one. Speed is the benchmark's business.
+  process.env.CASL_THREADS ??= '1';
+  return (await initBackend('wasm', { log: () => {} })).name;
 }
 
-// The backend engineer's module registers wasm's missing Conv2DBackpropFilter.
-const BACKEND_MODULE = path.resolve(import.meta.dirname ?? '.', '..', 'src', 'model', 'backend', 'index.ts');
-
-/**
- * A backend that can take gradients of conv2d: wasm once its
- * Conv2DBackpropFilter kernel is registered, else cpu — and then the test
- * says so in its output (`log`), never silently.
- */
-export async function useTrainBackend(log: (msg: string) => void): Promise<string> {
+/** The same backend, ready to take gradients. */
+export async function useTrainBackend(): Promise<string> {
   await enableGradients();
-  if (existsSync(BACKEND_MODULE)) await import(pathToFileURL(BACKEND_MODULE).href);
-  if (tf.getKernel('Conv2DBackpropFilter', 'wasm')) return useTestBackend();
-  await tf.setBackend('cpu');
-  await tf.ready();
-  log('running on the cpu backend: wasm has no Conv2DBackpropFilter kernel registered yet (src/model/backend)');
-  return tf.getBackend();
+  return useTestBackend();
 }
 
 /** A model small enough for many training steps in a test: S = 64, narrow. */

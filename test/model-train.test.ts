@@ -11,7 +11,7 @@ import { trainStep } from '../src/model/train-step.js';
 
 let backend = '';
 t.before(async () => {
-  backend = await useTrainBackend((m) => t.comment(m));
+  backend = await useTrainBackend();
 });
 
 const close = (a: number, b: number) => Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b));

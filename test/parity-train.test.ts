@@ -11,7 +11,6 @@ import { modelConfig } from '../src/model/config.js';
 import { createDetector, disposeDetector } from '../src/model/detector.js';
 import { loadTorchWeights } from '../src/model/torch-import.js';
 import { Optimizer, SGD_DEFAULTS } from '../src/model/optim.js';
-import { enableGradients } from '../src/model/gradients.js';
 import { lossAndGrads, trainStep } from '../src/model/train-step.js';
 
 const want = JSON.parse(readFileSync(path.join(import.meta.dirname ?? '.', 'parity-train-step.json'), 'utf8')) as {
@@ -23,8 +22,7 @@ if (!existsSync(path.join(PARITY_DIR, 'manifest.json'))) {
   t.fail(`parity bundle not found at ${PARITY_DIR}: set CASL_PARITY_DIR to the tiny-fcos-k1 bundle`);
 } else {
   t.test('gradients and SGD steps match PyTorch', async (t) => {
-    const backend = await useTrainBackend((m) => t.comment(m));
-    await enableGradients();
+    const backend = await useTrainBackend();
     const det = createDetector(modelConfig('tiny-fcos'));
     loadTorchWeights(det, PARITY_DIR);
     const batch = parityBatch(PARITY_DIR, 2, 128);
