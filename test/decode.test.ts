@@ -79,6 +79,9 @@ t.test('EXIF orientation is applied: sizes swap and the stored origin lands wher
     t.same([img.width, img.height], [w, h], `orientation ${o}: size`);
     near(t, px(img, x, y), [255, 0, 0], 40, `orientation ${o}: red block at (${x}, ${y})`);
     near(t, px(img, w - 1 - x, h - 1 - y), [0, 255, 0], 40, `orientation ${o}: green opposite`);
+    const asStored = await decodeImage(buf, { exifOrientation: false });
+    t.same([asStored.width, asStored.height], [W, H], `orientation ${o} not applied: stored size`);
+    near(t, px(asStored, 4, 4), [255, 0, 0], 40, `orientation ${o} not applied: red block where it was stored`);
     // The fast path orients before resizing: the letterbox is of the oriented image.
     const lb = await decodeLetterboxed(buf, 24, {});
     t.same([lb.width, lb.height], [w, h], `orientation ${o}: letterboxed original size`);
@@ -301,6 +304,10 @@ t.test('decodeImages: one record per good image, one error record per bad one, i
   t.match(errs[2], { file_name: 'zero.jpg', image_id: 5, error: /empty file/ });
   t.match(errs[3], { file_name: 'c.jpg', image_id: 6, error: /record says 40×20 but the image decodes to 20×40.*EXIF orientation 6/ });
   t.same([(out[7] as DecodedRecord).width, (out[7] as DecodedRecord).height], [20, 40]);
+
+  // Annotations made on the stored pixels: decode them as stored.
+  const stored = (await _([input[6]]).through(decodeImages({ root, size: 32, exifOrientation: false })).collect().toPromise(Promise)) as DecodedRecord[];
+  t.same([stored[0].width, stored[0].height, stored[0].letterbox.scale], [40, 20, 0.8], 'exifOrientation false: the stored 40×20');
 
   const full = (await _([{ image_id: 1, file_name: 'a.jpg' }]).through(decodeImages({ root })).collect().toPromise(Promise)) as DecodedRecord[];
   t.same([full[0].image.width, full[0].image.height, full[0].letterbox.scale], [64, 32, 1], 'no size: full resolution, identity letterbox');

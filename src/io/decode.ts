@@ -61,6 +61,11 @@ const RESIZE_KERNEL = 'linear' as keyof sharp.KernelEnum;
 export interface DecodeOptions {
   /** Refuse images whose header claims more pixels than this; default DEFAULT_MAX_PIXELS. */
   maxPixels?: number;
+  /**
+   * Apply the EXIF orientation (default true). False keeps the stored
+   * pixels, for datasets annotated on them (a viewer-unaware labelling tool).
+   */
+  exifOrientation?: boolean;
 }
 
 /** A file that cannot be decoded; the message says why, for the error record. */
@@ -74,9 +79,9 @@ export interface ImageHeader {
   /** Size as stored in the file. */
   storedWidth: number;
   storedHeight: number;
-  /** EXIF orientation, 1 (none) to 8. */
+  /** EXIF orientation, 1 (none) to 8, as the file says (applied unless exifOrientation is false). */
   orientation: number;
-  /** Size once the orientation is applied: the size of the decoded image. */
+  /** Size of the decoded image: oriented, or as stored when exifOrientation is false. */
   width: number;
   height: number;
 }
@@ -178,7 +183,7 @@ function checkedHeader(format: string, storedWidth: number, storedHeight: number
     );
   }
   // Orientations 5–8 transpose the image.
-  const swap = orientation >= 5 && orientation <= 8;
+  const swap = opts.exifOrientation !== false && orientation >= 5 && orientation <= 8;
   return {
     format,
     storedWidth,
@@ -189,11 +194,11 @@ function checkedHeader(format: string, storedWidth: number, storedHeight: number
   };
 }
 
-function pipeline(bytes: Uint8Array, limit: number): sharp.Sharp {
+function pipeline(bytes: Uint8Array, opts: DecodeOptions): sharp.Sharp {
   // failOn 'error': truncated and corrupt data fail; libjpeg's warnings
   // (e.g. extraneous bytes before a marker) do not, as in Pillow and OpenCV.
-  return sharp(bytes, { failOn: 'error', limitInputPixels: limit })
-    .rotate()
+  const img = sharp(bytes, { failOn: 'error', limitInputPixels: limitOf(opts) });
+  return (opts.exifOrientation === false ? img : img.rotate())
     .flatten({ background: { r: 0, g: 0, b: 0 } })
     .toColourspace('srgb');
 }
@@ -233,7 +238,7 @@ export async function decodeLetterboxed(input: Input, size: number, opts: Decode
 async function decodeWithHeader(input: Input, size: number | undefined, opts: DecodeOptions): Promise<{ image: RgbImage; header: ImageHeader; plan?: LetterboxPlan }> {
   const { bytes, where } = await readInput(input, opts);
   const header = await readImageHeader(bytes, opts, where);
-  const img = pipeline(bytes, limitOf(opts));
+  const img = pipeline(bytes, opts);
   if (size === undefined) return { image: await runToRgb(img, where, header), header };
   const plan = planLetterbox(header.width, header.height, size);
   // fit 'fill' with the planned size: sharp resizes each axis to exactly the
@@ -320,11 +325,11 @@ export async function decodeRecord(rec: ImageRecord, opts: DecodeImagesOptions):
   // A record that states a size (COCO images do) must match the decoded
   // image, or its boxes are in some other frame: detectron2 refuses these too.
   if ((rec.width !== undefined && rec.width !== width) || (rec.height !== undefined && rec.height !== height)) {
-    const rotated = orientation >= 5 && rec.width === header.storedWidth && rec.height === header.storedHeight;
+    const rotated = opts.exifOrientation !== false && orientation >= 5 && rec.width === header.storedWidth && rec.height === header.storedHeight;
     throw new DecodeError(
       `record says ${rec.width}×${rec.height} but the image decodes to ${width}×${height}: ${file}`
       + (rotated
-        ? ` (EXIF orientation ${orientation} is applied; the record's size is of the stored, unrotated pixels: make the annotations on the oriented image or strip the EXIF orientation)`
+        ? ` (EXIF orientation ${orientation} is applied; the record's size is of the stored, unrotated pixels: if the annotations are on those, decode with exifOrientation: false, else fix the record)`
         : '; fix the record or the file'),
     );
   }
