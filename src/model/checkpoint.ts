@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { backendInfo, describeBackend } from './backend/index.js';
 import { type ModelConfig, validateModelConfig } from './config.js';
 import { type Detector, createDetector } from './detector.js';
 import { type Part, PARTS, numel } from './params.js';
@@ -63,11 +64,17 @@ interface ModelJson {
   casl: CheckpointManifest;
 }
 
+/** The backend as casl's selection describes it ('wasm (SIMD, 2 threads)'), else tfjs's registry name. */
+function backendName(): string {
+  const info = backendInfo();
+  return info ? describeBackend(info) : tf.getBackend();
+}
+
 export interface SaveOptions {
   classNames: string[];
   stage: Stage;
   step: number;
-  /** Default: the backend in use. */
+  /** Default: the backend in use, as casl's backend selection describes it. */
   backend?: string;
   optimizer?: Optimizer;
 }
@@ -149,7 +156,7 @@ export async function saveCheckpoint(dir: string, det: Detector, opts: SaveOptio
     classNames: opts.classNames,
     stage: opts.stage,
     step: opts.step,
-    backend: opts.backend ?? tf.getBackend(),
+    backend: opts.backend ?? backendName(),
     weightsSha256: hash,
     savedAt: new Date().toISOString(),
   };

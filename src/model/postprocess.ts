@@ -8,6 +8,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { InferenceConfig } from './config.js';
 import type { Points } from './points.js';
+import { type Letterbox, boxToOriginalClipped } from '../io/letterbox.js';
+
+export type { Letterbox };
 
 export interface Detections {
   boxes: Float32Array;
@@ -110,29 +113,22 @@ export async function postprocess(
     postprocessImage(scores.subarray(b * L * K, (b + 1) * L * K), box.subarray(b * L * 4, (b + 1) * L * 4), points, K, S, inf));
 }
 
-/** The letterbox a decoded image went through: view = original · scale + offset (src/io/decode.ts). */
-export interface Letterbox {
-  scale: number;
-  offsetX: number;
-  offsetY: number;
-}
-
 /**
- * Model-input boxes back to original-image pixels, clipped to the image
- * (width × height, the original size); a box that collapses to zero area
- * outside the image is dropped, since it covers no pixel of it.
+ * Model-input boxes back to original-image pixels through the letterbox of
+ * decoding (src/io/letterbox.ts: view = original · scale + offset), clipped
+ * to the image (width × height, the original size); a box that collapses to
+ * zero area (it lay wholly in the padding) is dropped, since it covers no
+ * pixel of the image.
  */
 export function toOriginal(d: Detections, lb: Letterbox, width: number, height: number): Detections {
   const keep: number[] = [];
   const boxes: number[] = [];
   for (let i = 0; i < d.scores.length; i++) {
-    const x1 = Math.min(Math.max((d.boxes[4 * i] - lb.offsetX) / lb.scale, 0), width);
-    const y1 = Math.min(Math.max((d.boxes[4 * i + 1] - lb.offsetY) / lb.scale, 0), height);
-    const x2 = Math.min(Math.max((d.boxes[4 * i + 2] - lb.offsetX) / lb.scale, 0), width);
-    const y2 = Math.min(Math.max((d.boxes[4 * i + 3] - lb.offsetY) / lb.scale, 0), height);
-    if (x2 <= x1 || y2 <= y1) continue;
+    const [x1, y1, x2, y2] = d.boxes.subarray(4 * i, 4 * i + 4);
+    const [x, y, w, h] = boxToOriginalClipped([x1, y1, x2 - x1, y2 - y1], lb, width, height);
+    if (w <= 0 || h <= 0) continue;
     keep.push(i);
-    boxes.push(x1, y1, x2, y2);
+    boxes.push(x, y, x + w, y + h);
   }
   return {
     boxes: Float32Array.from(boxes),
