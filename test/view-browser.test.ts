@@ -28,7 +28,7 @@ function filterCounts(dir: string, jsonl: string, delta: number) {
   const r = spawnSync(process.execPath, [path.join(PROJECT, 'bin/casl.js'), 'filter', jsonl, '--delta', String(delta), '--quiet',
     '--summary', summary, '--errors', path.join(dir, `filter-${delta}.errors.jsonl`)], { encoding: 'utf8', maxBuffer: 1 << 26 });
   // It exits 1 when the input had bad lines (this one has two) and still writes its summary.
-  if (r.status !== 0 && r.status !== 1) throw new Error(`casl filter exited ${r.status}:\n${r.stderr}`);
+  if ((r.status !== 0 && r.status !== 1) || !existsSync(summary)) throw new Error(`casl filter exited ${r.status} without a summary:\n${r.stderr}`);
   const j = JSON.parse(readFileSync(summary, 'utf8')) as Record<string, number>;
   return { images: j.images_in, imagesKept: j.images_out, imagesDropped: j.images_dropped_empty, instancesKept: j.instances_out };
 }

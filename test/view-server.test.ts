@@ -151,7 +151,11 @@ t.test('HTTP API', async (t) => {
 
   t.test('pages cover every record once, errors as error tiles', async (t) => {
     const info = await json('/api/info');
-    t.match(info, { records: index.count, gt: true, pageSize: 5 });
+    t.match(info, { records: index.count, gt: true, pageSize: 5, categories: { 1: 'c1', 2: 'c2', 3: 'c3' } });
+    const all = fx.records.flatMap((r) => r.instances);
+    t.equal(info.profile.instances.reduce((a: number, b: number) => a + b, 0), all.length, 'the histogram holds every score');
+    t.equal(info.profile.instances[30], all.filter((i) => i.score >= 0.3 && i.score < 0.31).length, 'bin [0.30, 0.31)');
+    t.equal(info.profile.imagesKept[70], expectedCounts(fx.records, 0.7).imagesKept, 'images kept at δ = 0.7');
     const seen: Tile[] = [];
     const first = await json('/api/page?delta=0.5&filter=all&page=0');
     for (let p = 0; p < first.pages; p++) seen.push(...(await json(`/api/page?delta=0.5&filter=all&page=${p}`)).items);

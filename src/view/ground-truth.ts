@@ -26,7 +26,7 @@ export class GroundTruth {
   private readonly byId = new Map<number, GtImage>();
   private readonly byName = new Map<string, GtImage>();
 
-  constructor(images: GtImage[]) {
+  constructor(images: GtImage[], readonly categories: Record<number, string> = {}) {
     for (const im of images) {
       this.byId.set(im.id, im);
       this.byName.set(im.file_name, im);
@@ -72,7 +72,13 @@ export class GroundTruth {
       }
       (a.iscrowd ? im.crowd : im.boxes).push(b as number[]);
     });
-    return new GroundTruth([...images.values()]);
+    const categories: Record<number, string> = {};
+    if (Array.isArray((coco as { categories?: unknown }).categories)) {
+      for (const c of (coco as { categories: { id?: unknown; name?: unknown }[] }).categories) {
+        if (typeof c?.id === 'number' && typeof c.name === 'string') categories[c.id] = c.name;
+      }
+    }
+    return new GroundTruth([...images.values()], categories);
   }
 }
 

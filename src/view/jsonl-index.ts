@@ -223,6 +223,18 @@ export class JsonlIndex {
     return { delta, images, imagesKept, imagesDropped: images - imagesKept, instances, instancesKept, errors: this.errors };
   }
 
+  /**
+   * What the slider moves over: instance scores in `bins` equal bins of
+   * [0, 1] (scores outside go to the end bins), and the images kept at
+   * δ = 0, 1/bins, …, 1.
+   */
+  scoreProfile(bins: number): { instances: number[]; imagesKept: number[] } {
+    const instances = new Array<number>(bins).fill(0);
+    for (const v of this.allScores) instances[Math.min(bins - 1, Math.max(0, Math.floor(v * bins)))] += 1;
+    const imagesKept = Array.from({ length: bins + 1 }, (_, k) => this.counts(k / bins).imagesKept);
+    return { instances, imagesKept };
+  }
+
   /** Reads record i's line back (one positioned read). */
   async readLine(fh: FileHandle, i: number): Promise<string> {
     const buf = Buffer.alloc(this.lengths[i]);

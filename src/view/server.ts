@@ -5,7 +5,7 @@
 //
 //   GET /                      the page (src/view/static/index.html)
 //   GET /static/NAME           its scripts and styles
-//   GET /api/info              file, sizes, whether --gt was given
+//   GET /api/info              file, sizes, whether --gt was given, the score histogram
 //   GET /api/counts?delta=D    the δ filter's counts at D (score > D)
 //   GET /api/page?delta=D&filter=F&page=P   one page of tiles in filter F's order
 //   GET /thumb/I, /image/I     record I's image as a thumbnail / display-size JPEG
@@ -21,6 +21,9 @@ import { resolveUnderRoot } from './safe-path.js';
 import { ImageServer } from './thumbnails.js';
 
 export const STATIC_DIR = path.join(PROJECT_ROOT, 'src', 'view', 'static');
+
+/** Bins of the score histogram drawn under the slider (δ steps of 0.01). */
+const PROFILE_BINS = 100;
 
 export const FILTERS = ['all', 'dropped', 'most', 'recall', 'errors'] as const;
 export type Filter = (typeof FILTERS)[number];
@@ -237,6 +240,7 @@ export function createViewServer(o: ViewOptions): Server {
       return sendJson(res, 200, {
         file: path.basename(o.index.file), bytes: o.index.bytes, records: o.index.count, images: c.images,
         instances: c.instances, errors: c.errors, gt: Boolean(o.gt), pageSize: o.pageSize, filters: FILTERS, meta: await firstMeta(),
+        categories: o.gt?.categories ?? {}, profile: o.index.scoreProfile(PROFILE_BINS),
       });
     }
     if (p === '/api/counts') return sendJson(res, 200, o.index.counts(parseDelta(url)));

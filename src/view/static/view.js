@@ -224,12 +224,56 @@ function redrawAll() {
   if (state.detail >= 0) renderDetail();
 }
 
+/**
+ * Under the slider: instances by score (bars, square-root scale so the tail
+ * shows) and the images kept at each δ (line), with δ marked: where the
+ * threshold cuts, at a glance.
+ */
+function drawProfile() {
+  const p = state.info?.profile;
+  const c = $('profile');
+  if (!p) return;
+  const dpr = window.devicePixelRatio || 1;
+  const w = c.clientWidth;
+  const h = c.clientHeight;
+  c.width = Math.round(w * dpr);
+  c.height = Math.round(h * dpr);
+  const ctx = c.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  const n = p.instances.length;
+  const top = Math.sqrt(Math.max(1, ...p.instances));
+  ctx.fillStyle = '#5e6673';
+  p.instances.forEach((v, k) => {
+    const bh = (Math.sqrt(v) / top) * (h - 2);
+    ctx.fillRect((k / n) * w, h - bh, Math.max(1, w / n - 0.5), bh);
+  });
+  const images = Math.max(1, p.imagesKept[0]);
+  ctx.strokeStyle = '#64d2ff';
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  p.imagesKept.forEach((v, k) => {
+    const x = (k / n) * w;
+    const y = h - 1 - (v / images) * (h - 2);
+    if (k === 0) ctx.moveTo(x, y);
+    else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+  ctx.strokeStyle = '#ffffff';
+  ctx.beginPath();
+  const x = Math.min(1, Math.max(0, state.delta)) * w;
+  ctx.moveTo(x, 0);
+  ctx.lineTo(x, h);
+  ctx.stroke();
+}
+
 function setDelta(d, { immediate = false } = {}) {
   if (!Number.isFinite(d)) return;
   state.delta = d;
   $('delta').value = String(d);
   if (document.activeElement !== $('delta-number')) $('delta-number').value = String(d);
   redrawAll();
+  drawProfile();
   loadCounts();
   // The order of these filters depends on δ: fetch the page again once the slider rests.
   if (state.filter !== 'all' && state.filter !== 'errors') {
@@ -280,7 +324,8 @@ function renderDetail() {
     const inst = item.instances[j];
     const tr = document.createElement('tr');
     if (!(inst.score > state.delta)) tr.className = 'below';
-    const cells = [String(j), fmtScore(inst.score), inst.score > state.delta ? '✓' : '', String(inst.category_id ?? ''),
+    const name = state.info.categories[inst.category_id];
+    const cells = [String(j), fmtScore(inst.score), inst.score > state.delta ? '✓' : '', name ? `${inst.category_id} ${name}` : String(inst.category_id ?? ''),
       inst.bbox.map((v) => v.toFixed(1)).join(', '), inst.segmentation ? 'RLE' : ''];
     for (const c of cells) {
       const td = document.createElement('td');
@@ -350,6 +395,7 @@ async function main() {
     else if (e.key === 'ArrowLeft' && !$('prev').disabled) $('prev').click();
   });
   window.addEventListener('resize', redrawAll);
+  drawProfile();
   await Promise.all([loadCounts(), loadPage()]);
 }
 
