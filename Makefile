@@ -66,6 +66,21 @@ $(RUNS)/pseudo-labels/.done: $(FIXTURES)/.done $(LABELER_CKPT)/model.json
 
 pseudo-labels: $(RUNS)/pseudo-labels/.done
 
+# Choose δ by looking: the labeler's predictions on the unlabeled split at
+# δ = 0 (all it outputs above its 0.05 inference threshold, so the slider can
+# go anywhere), in a browser at http://127.0.0.1:$(VIEW_PORT)/, recall
+# against the split's hidden ground truth.
+VIEW_PORT ?= 8765
+VIEW_PRED := $(RUNS)/view/predictions.jsonl
+$(VIEW_PRED): $(LABELER_CKPT)/model.json | $(FIXTURES)/.done
+	@mkdir -p $(@D)
+	$(CASL) pseudo-label '$(FIXTURES)/images/unlabeled/*' --root $(FIXTURES)/images/unlabeled \
+	  --model $(LABELER_CKPT) --out $@ --delta 0 --overwrite
+.PHONY: view
+view: build $(VIEW_PRED)
+	$(CASL) view $(VIEW_PRED) --root $(FIXTURES)/images/unlabeled \
+	  --gt $(FIXTURES)/annotations/unlabeled_hidden_gt.json --port $(VIEW_PORT)
+
 # CA-SSL's three trainings, defaults in pipelines/<stage>.yaml; each run
 # directory runs/<stage>/ holds metrics.jsonl, checkpoints/ and model/ (the
 # next stage's input). They always pass --resume: a run that was cut off
