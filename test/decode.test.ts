@@ -231,6 +231,8 @@ t.test('letterbox: long side S, top-left, zero padding, boxes map back exactly',
       t.ok(back.every((v, i) => Math.abs(v - box[i]) < 1e-9 * Math.max(w, h)), `${w}×${h}: [${box}] round trip`);
     }
   }
+  t.throws(() => planLetterbox(0, 10, 128), RangeError, 'an empty image has no letterbox');
+  t.throws(() => planLetterbox(10, 10, 12.5), RangeError, 'S is a whole number of pixels');
   // On pixels: a white rectangle in a 333×517 photo; its box found on the
   // 128 × 128 canvas and mapped back lands on the drawn box within one
   // original pixel per view pixel (1/scale).
