@@ -10,6 +10,10 @@
 //   P3..P5           from the last `fpnInputs` stages, [B, S/stride, …, fpn.channels]
 //   P6, P7           extra stride-2 levels on P5
 //   head outputs     cls [B, L, K], box [B, L, 4], ctr [B, L, 1]
+//   with `mask`      controller [B, L, P], mask features [B, S/8, S/8, C]
+//                    (condinst/mask-config.ts)
+
+import { type MaskConfig, TINY_CONDINST_MASK, validateMaskConfig } from './condinst/mask-config.js';
 
 export interface InferenceConfig {
   /** score = sqrt(σ(cls)·σ(ctr)) must exceed this to become a candidate. */
@@ -57,6 +61,8 @@ export interface ModelConfig {
   /** Center sampling radius, in strides. */
   centerRadius: number;
   inference: InferenceConfig;
+  /** CondInst's mask branch and controller; absent, the detector is box-only FCOS. */
+  mask?: MaskConfig;
 }
 
 export const TINY_FCOS: ModelConfig = Object.freeze({
@@ -74,7 +80,10 @@ export const TINY_FCOS: ModelConfig = Object.freeze({
   inference: { scoreThreshold: 0.05, topkPerLevel: 1000, nmsIou: 0.6, maxDetections: 100 },
 }) as ModelConfig;
 
-export const PRESETS: Record<string, ModelConfig> = { 'tiny-fcos': TINY_FCOS };
+/** tiny-fcos with CondInst's mask branch and controller (README, "CondInst masks"). */
+export const TINY_CONDINST: ModelConfig = Object.freeze({ ...TINY_FCOS, name: 'tiny-condinst', mask: TINY_CONDINST_MASK }) as ModelConfig;
+
+export const PRESETS: Record<string, ModelConfig> = { 'tiny-fcos': TINY_FCOS, 'tiny-condinst': TINY_CONDINST };
 
 /** A preset with overrides, validated: `modelConfig('tiny-fcos', { numClasses: 8 })`. */
 export function modelConfig(preset: string, overrides: Partial<ModelConfig> = {}): ModelConfig {
@@ -124,7 +133,7 @@ export function scaledSizeRanges(cfg: ModelConfig, S = cfg.inputSize): [number, 
 
 /** Throws naming the key and what to do; returns nothing when the config is sound. */
 export function validateModelConfig(cfg: ModelConfig): void {
-  const bad = (key: string, why: string) => {
+  const bad = (key: string, why: string): never => {
     throw new Error(`model config '${cfg.name}': ${key} ${why}`);
   };
   const posInt = (key: string, v: unknown) => {
@@ -166,4 +175,8 @@ export function validateModelConfig(cfg: ModelConfig): void {
   if (!(inf.nmsIou > 0 && inf.nmsIou <= 1)) bad('inference.nmsIou', 'must be in (0, 1]');
   posInt('inference.topkPerLevel', inf.topkPerLevel);
   posInt('inference.maxDetections', inf.maxDetections);
+  if (cfg.mask !== undefined) {
+    if (cfg.strides[0] !== 8) bad('strides', `start at ${cfg.strides[0]}, but the mask branch sits on a stride-8 P3`);
+    validateMaskConfig(cfg.mask, cfg.strides.length, cfg.gnGroups, bad);
+  }
 }

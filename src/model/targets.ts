@@ -4,7 +4,9 @@
 //   gt[b].boxes     [M, 4] x1y1x2y2 pixels of the model input
 //   gt[b].labels    [M]    classifier channel, 0 … K−1
 //   → pos [B, L] 0/1, labels [B, L] (−1 where negative), boxes [B, L, 4]
-//     (the matched box, 0 where negative), ctr [B, L] (0 where negative)
+//     (the matched box, 0 where negative), ctr [B, L] (0 where negative),
+//     matched [B, L] (index m of the matched box, −1 where negative: CondInst
+//     finds the positive's mask by it)
 // Arithmetic is rounded to float32 at each step, as in the reference, so
 // boundary cases (a location exactly on the sampling square) fall the same way.
 // An empty or inverted box has no location strictly inside it, so it is never
@@ -23,6 +25,8 @@ export interface Targets {
   labels: Int32Array;
   boxes: Float32Array;
   ctr: Float32Array;
+  /** Set by fcosTargets; hand-made targets for the box losses may leave it out. */
+  matched?: Int32Array;
   numPos: number;
 }
 
@@ -48,6 +52,7 @@ export function fcosTargets(points: Points, gt: GtInstances[], centerRadius: num
   const labels = new Int32Array(B * L).fill(-1);
   const boxes = new Float32Array(B * L * 4);
   const ctr = new Float32Array(B * L);
+  const matched = new Int32Array(B * L).fill(-1);
   let numPos = 0;
   for (let b = 0; b < B; b++) {
     const M = gt[b].labels.length;
@@ -78,6 +83,7 @@ export function fcosTargets(points: Points, gt: GtInstances[], centerRadius: num
       const l = f(x - q.x1), t = f(y - q.y1), rr = f(q.x2 - x), bb = f(q.y2 - y);
       pos[o] = 1;
       labels[o] = gt[b].labels[best];
+      matched[o] = best;
       boxes.set([q.x1, q.y1, q.x2, q.y2], 4 * o);
       const lr = f(Math.min(l, rr) / Math.max(l, rr));
       const tb = f(Math.min(t, bb) / Math.max(t, bb));
@@ -85,5 +91,5 @@ export function fcosTargets(points: Points, gt: GtInstances[], centerRadius: num
       numPos++;
     }
   }
-  return { B, L, pos, labels, boxes, ctr, numPos };
+  return { B, L, pos, labels, boxes, ctr, matched, numPos };
 }

@@ -1,0 +1,28 @@
+// The CondInst mask loss: the controller's parameters at the chosen
+// positives, the dynamic head over the mask features, the logits upsampled
+// from the features' stride 8 to outStride, sigmoid, dice against the
+// sampled ground truth. B images, L locations, P parameters, N slots,
+// h×w the mask features' side, Hm×Wm = S/outStride:
+//   controller [B, L, P] → select [B, N, L] · controller → [B·N, P]
+//   logits     [B·N, h, w] → bilinear → [B·N, Hm, Wm] → σ → dice (mask-targets.ts, dice.ts)
+import * as tf from '@tensorflow/tfjs-core';
+import { diceLoss } from './dice.js';
+import { dynamicMaskHead, resizeBilinear } from './dynamic-head.js';
+import type { MaskConfig } from './mask-config.js';
+import type { MaskTargets } from './mask-targets.js';
+
+/** Stride of the mask features: P3's. */
+export const MASK_FEATURE_STRIDE = 8;
+
+/** The dice term (unweighted), a scalar the caller disposes. */
+export function maskLoss(out: { controller: tf.Tensor3D; maskFeats: tf.Tensor4D }, t: MaskTargets, m: MaskConfig): tf.Scalar {
+  const [B, L, P] = out.controller.shape;
+  if (B !== t.B || L !== t.L) throw new Error(`mask targets are for [${t.B}, ${t.L}] but the controller outputs are [${B}, ${L}]`);
+  return tf.tidy(() => {
+    const params = tf.reshape(tf.matMul(tf.tensor3d(t.select, [B, t.N, L]), out.controller), [B * t.N, P]) as tf.Tensor2D;
+    const logits = dynamicMaskHead(out.maskFeats, params, t.N, t.centers, t.soi, MASK_FEATURE_STRIDE, m);
+    const up = resizeBilinear(logits, t.Hm, t.Wm);
+    const probs = tf.reshape(tf.sigmoid(up), [B * t.N, t.Hm * t.Wm]) as tf.Tensor2D;
+    return diceLoss(probs, tf.tensor2d(t.masks, [B * t.N, t.Hm * t.Wm]), t.valid);
+  });
+}
