@@ -73,7 +73,7 @@ t.test('bigger or smaller models are configuration; bad configs name the key', a
   t.throws(() => modelConfig('tiny-fcos', { gnGroups: 3 }), /backbone\.stemChannels = 16 is not divisible by gnGroups = 3/);
   t.throws(() => modelConfig('tiny-fcos', { numClasses: 0 }), /numClasses must be a positive integer/);
   t.throws(() => modelConfig('tiny-fcos', { inputSize: 100 }), /inputSize = 100 must be a multiple of 32/);
-  t.throws(() => modelConfig('huge-fcos'), /unknown model preset 'huge-fcos' \(have: tiny-fcos\)/);
+  t.throws(() => modelConfig('huge-fcos'), /unknown model preset 'huge-fcos' \(have: tiny-fcos/);
 });
 
 t.test('conv pads one on every side, also at stride 2', async (t) => {

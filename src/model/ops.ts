@@ -37,17 +37,40 @@ export function groupNorm(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D,
 type GroupNormFn = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
 const groupNormFns = new Map<string, GroupNormFn>();
 
+// Constant helper tensors, made once per shape and kept for the process
+// (a handful of small tensors: one per distinct batch×size and channel count).
+const constants = new Map<string, tf.Tensor>();
+
+function constant(key: string, make: () => tf.Tensor): tf.Tensor {
+  let c = constants.get(key);
+  if (!c || c.isDisposed) {
+    c = tf.keep(make());
+    constants.set(key, c);
+  }
+  return c;
+}
+
 /** Σ over H and W per sample and channel, [B, H, W, C] → [B, C]; a matmul with ones beats Sum's transposing reduction on wasm. */
 function channelSums(x: tf.Tensor): tf.Tensor {
   const [b, h, w, c] = x.shape;
-  return tf.reshape(tf.matMul(tf.ones([b, 1, h * w]), tf.reshape(x, [b, h * w, c])), [b, c]);
+  const ones = constant(`ones ${b} ${h * w}`, () => tf.ones([b, 1, h * w]));
+  return tf.reshape(tf.matMul(ones, tf.reshape(x, [b, h * w, c])), [b, c]);
 }
 
-/** Per-group mean of a per-channel [B, C] tensor, expanded back to [B, 1, 1, C]. */
+/**
+ * Per-group mean of a per-channel [B, C] tensor, expanded back to
+ * [B, 1, 1, C]: one matmul with the block matrix that averages each group's
+ * channels (1/n inside a group, 0 elsewhere).
+ */
 function groupMeanPerChannel(perChannel: tf.Tensor, groups: number, n: number): tf.Tensor {
   const [b, c] = perChannel.shape;
-  const g = tf.sum(tf.reshape(perChannel, [b, groups, c / groups]), 2, true);
-  return tf.reshape(tf.tile(tf.div(g, n), [1, 1, c / groups]), [b, 1, 1, c]);
+  const cg = c / groups;
+  const avg = constant(`group-mean ${c} ${groups} ${n}`, () => {
+    const m = new Float32Array(c * c);
+    for (let i = 0; i < c; i++) for (let j = 0; j < c; j++) if (Math.floor(i / cg) === Math.floor(j / cg)) m[i * c + j] = 1 / n;
+    return tf.tensor2d(m, [c, c]);
+  });
+  return tf.reshape(tf.matMul(perChannel, avg), [b, 1, 1, c]);
 }
 
 function groupNormFn(groups: number, eps: number): GroupNormFn {
