@@ -169,42 +169,51 @@ export class GeometricTransform {
     const H = this.outHeight;
     const cols = filterTaps(this.affine.sx, this.affine.tx, W, this.inWidth);
     const rows = filterTaps(this.affine.sy, this.affine.ty, H, this.inHeight);
-    // Horizontal pass: every source row, only the output columns.
+    // Horizontal pass, only on the source rows some output row reads.
+    const needed = new Uint8Array(this.inHeight);
+    for (let v = 0; v < H; v++) for (let k = 0; k < rows.count[v]; k++) needed[rows.start[v] + k] = 1;
     const tmp = new Float32Array(this.inHeight * W * 3);
     const src = img.data;
+    const cw = cols.weights;
+    const cs = cols.stride;
     for (let y = 0; y < this.inHeight; y++) {
+      if (!needed[y]) continue;
       const rowIn = y * this.inWidth * 3;
-      const rowOut = y * W * 3;
-      for (let u = 0; u < W; u++) {
-        const { start, weights } = cols[u];
-        if (weights.length === 0) continue;
+      let q = y * W * 3;
+      for (let u = 0; u < W; u++, q += 3) {
+        const n = cols.count[u];
         let r = 0;
         let g = 0;
         let b = 0;
-        for (let k = 0; k < weights.length; k++) {
-          const w = weights[k];
-          const p = rowIn + (start + k) * 3;
+        let p = rowIn + cols.start[u] * 3;
+        for (let k = 0, wi = u * cs; k < n; k++, wi++, p += 3) {
+          const w = cw[wi];
           r += w * src[p];
           g += w * src[p + 1];
           b += w * src[p + 2];
         }
-        const q = rowOut + u * 3;
         tmp[q] = r;
         tmp[q + 1] = g;
         tmp[q + 2] = b;
       }
     }
-    // Vertical pass.
+    // Vertical pass, accumulated row by row so the inner loop runs along memory.
     const data = new Uint8Array(W * H * 3);
     const stride = W * 3;
+    const acc = new Float32Array(stride);
     for (let v = 0; v < H; v++) {
-      const { start, weights } = rows[v];
-      if (weights.length === 0) continue;
+      const n = rows.count[v];
+      if (n === 0) continue;
+      acc.fill(0);
+      for (let k = 0; k < n; k++) {
+        const w = rows.weights[v * rows.stride + k];
+        const off = (rows.start[v] + k) * stride;
+        for (let x = 0; x < stride; x++) acc[x] += w * tmp[off + x];
+      }
       const dst = v * stride;
       for (let x = 0; x < stride; x++) {
-        let s = 0;
-        for (let k = 0; k < weights.length; k++) s += weights[k] * tmp[(start + k) * stride + x];
-        data[dst + x] = s <= 0 ? 0 : s >= 255 ? 255 : Math.round(s);
+        const a = acc[x];
+        data[dst + x] = a <= 0 ? 0 : a >= 255 ? 255 : Math.round(a);
       }
     }
     return { data, width: W, height: H };
@@ -227,9 +236,12 @@ function nearestIndex(s: number, t: number, outLen: number, inLen: number): Int3
   return idx;
 }
 
+/** Per output index along one axis: its first source index, its tap count, and `stride` weights (the first `count` used). */
 interface Taps {
-  start: number;
+  start: Int32Array;
+  count: Int32Array;
   weights: Float32Array;
+  stride: number;
 }
 
 /**
@@ -239,26 +251,22 @@ interface Taps {
  * run off the edge are dropped and the rest renormalised (some source centre
  * is always within 0.5 of c, so the sum is positive).
  */
-function filterTaps(s: number, t: number, outLen: number, inLen: number): Taps[] {
+function filterTaps(s: number, t: number, outLen: number, inLen: number): Taps {
   const support = Math.max(1, 1 / Math.abs(s));
-  const taps: Taps[] = [];
+  const stride = Math.ceil(2 * support) + 1;
+  const start = new Int32Array(outLen);
+  const count = new Int32Array(outLen);
+  const weights = new Float32Array(outLen * stride);
   for (let u = 0; u < outLen; u++) {
     const c = (u + 0.5 - t) / s - 0.5;
-    if (c < -0.5 || c >= inLen - 0.5) {
-      taps.push({ start: 0, weights: new Float32Array(0) });
-      continue;
-    }
+    if (c < -0.5 || c >= inLen - 0.5) continue;
     const lo = Math.max(0, Math.ceil(c - support));
     const hi = Math.min(inLen - 1, Math.floor(c + support));
-    const w = new Float32Array(Math.max(0, hi - lo + 1));
     let sum = 0;
-    for (let x = lo; x <= hi; x++) {
-      const v = Math.max(0, 1 - Math.abs(x - c) / support);
-      w[x - lo] = v;
-      sum += v;
-    }
-    for (let k = 0; k < w.length; k++) w[k] /= sum;
-    taps.push({ start: lo, weights: w });
+    for (let x = lo; x <= hi; x++) sum += Math.max(0, 1 - Math.abs(x - c) / support);
+    start[u] = lo;
+    count[u] = hi - lo + 1;
+    for (let x = lo; x <= hi; x++) weights[u * stride + x - lo] = Math.max(0, 1 - Math.abs(x - c) / support) / sum;
   }
-  return taps;
+  return { start, count, weights, stride };
 }
