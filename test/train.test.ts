@@ -113,3 +113,33 @@ t.test('a non-finite loss stops the run naming the step; the last good checkpoin
   const w = weights(last.dir);
   t.ok([...w.values()].every((a) => a.every(Number.isFinite)), 'its weights are finite');
 });
+
+t.test('the three stages chain: labeler (K = 1) → warmup on pseudo labels (K = 1) → finetune (K = 6) from warmup', async (t) => {
+  const labeler = options({ steps: 2, checkpointEvery: 2 });
+  await train(labeler);
+  // Pseudo labels as casl filter writes them: the sample's boxes, scored above δ.
+  const gt = JSON.parse(readFileSync(path.join(SAMPLE, 'annotations', 'labeled.json'), 'utf8'));
+  const pseudo = path.join(tempDir('casl-train-pl-'), 'pseudo.jsonl');
+  writeFileSync(pseudo, gt.images.slice(0, 4).map((im: { id: number; file_name: string }) => JSON.stringify({
+    image_id: im.id, file_name: im.file_name,
+    instances: gt.annotations.filter((a: { image_id: number }) => a.image_id === im.id).map((a: { bbox: number[] }) => ({ bbox: a.bbox, score: 0.8, category_id: 1 })),
+    meta: { delta: 0.5, aug: 'none' },
+  })).join('\n') + '\n');
+  const warmup = options({ stage: 'warmup', train: pseudo, steps: 2, aug: 'strong' });
+  const w = await train(warmup);
+  t.equal(readCheckpoint(w.modelDir!).manifest.numClasses, 1, 'warmup is class-agnostic');
+  await t.rejects(train(options({ stage: 'warmup', steps: 2 })), /never ground truth/, 'and refuses the COCO file the labeler took');
+
+  const finetune = options({ stage: 'finetune', steps: 1, lr: 1e-30, weightDecay: 0, warmupSteps: 0, init: w.modelDir, initParts: ['backbone', 'neck', 'head', 'classifier'], classifierInit: 'copy' });
+  const f = await train(finetune);
+  const ck = readCheckpoint(f.modelDir!);
+  t.equal(ck.manifest.numClasses, 6);
+  t.same(ck.manifest.classNames, ['circle', 'ring', 'square', 'diamond', 'triangle', 'star']);
+  const src = readCheckpoint(w.modelDir!).weights;
+  t.ok(maxDiff(new Map([['backbone.stem.0.weight', src.get('backbone.stem.0.weight')!.data]]), new Map([['backbone.stem.0.weight', ck.weights.get('backbone.stem.0.weight')!.data]])) <= 1e-6, 'backbone from warmup');
+  const cls = ck.weights.get('head.cls_logits.weight')!;
+  const one = src.get('head.cls_logits.weight')!.data;
+  let d = 0;
+  for (let i = 0; i < one.length; i++) for (let k = 0; k < 6; k++) d = Math.max(d, Math.abs(cls.data[i * 6 + k] - one[i]));
+  t.ok(d <= 1e-6, `every classifier channel is the warmup's one (max diff ${d})`);
+});
