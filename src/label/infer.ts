@@ -10,6 +10,10 @@
 // the same views whatever batch it lands in — a resumed or sharded run
 // predicts exactly what an uninterrupted one does.
 //
+// With a CondInst model (`config.mask`), every instance also carries its
+// mask: predicted in the view, mapped back through the view's inverse
+// transform, COCO compressed RLE in original-image pixels (`segmentation`).
+//
 // Views are merged by class-aware NMS at the model's NMS IoU, not by
 // weighted box fusion: NMS keeps each surviving box's own score, so the δ
 // of the filter means the same thing with one view or many; WBF averages
@@ -26,6 +30,7 @@ import { GeometricTransform } from '../augment/geometric.js';
 import { AugmentTransform } from '../augment/transform.js';
 import { drawTransform, type PolicyName } from '../augment/policy.js';
 import { Rng, deriveSeed } from '../augment/rng.js';
+import { maskToOriginal, predictMasks } from '../model/condinst/predict-masks.js';
 import { batch, errorFrom, orderedMap, unbatch, type OrError, type Stage } from '../streams/index.js';
 
 export interface InferOptions {
@@ -99,8 +104,10 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
       x.dispose();
     }
     let dets;
+    let masks: Uint8Array[][] | undefined;
     try {
       dets = await postprocess(out, points, S, det.config.inference);
+      if (det.config.mask) masks = await predictMasks(out, dets, points, S, det.config.mask);
     } finally {
       disposeOutput(out);
     }
@@ -109,6 +116,7 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
       const boxes: number[] = [];
       const scores: number[] = [];
       const labels: number[] = [];
+      const from: [number, number][] = []; // (view, detection) of each candidate, to find its mask
       for (let v = 0; v < V; v++) {
         const d = dets[i * V + v];
         const back = views[i][v].transform.inverse();
@@ -120,6 +128,7 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
           boxes.push(bx1, by1, bx2, by2);
           scores.push(d.scores[j]);
           labels.push(d.labels[j]);
+          from.push([v, j]);
         }
       }
       const keep = V > 1 ? nms(boxes, scores, labels, det.config.inference.nmsIou, det.config.inference.maxDetections)
@@ -128,6 +137,7 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
         bbox: [round(boxes[4 * j], 2), round(boxes[4 * j + 1], 2), round(boxes[4 * j + 2] - boxes[4 * j], 2), round(boxes[4 * j + 3] - boxes[4 * j + 1], 2)],
         score: round(scores[j], 5),
         category_id: catIds[labels[j]],
+        ...(masks ? { segmentation: maskToOriginal(masks[i * V + from[j][0]][from[j][1]], views[i][from[j][0]].transform.inverse(), rec.width, rec.height) } : {}),
       }));
       return { image_id: rec.image_id, file_name: rec.file_name, width: rec.width, height: rec.height, instances, meta };
     });

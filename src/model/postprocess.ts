@@ -16,6 +16,8 @@ export interface Detections {
   boxes: Float32Array;
   scores: Float32Array;
   labels: Int32Array;
+  /** Row of each detection's location in points: CondInst takes its mask parameters there. */
+  locations?: Int32Array;
 }
 
 /** score = sqrt(σ(cls) · σ(ctr)), [B, L, K]. */
@@ -89,11 +91,12 @@ export function postprocessImage(scores: Float32Array, box: Float32Array, points
     lb[i] = q % K;
   });
   const keep = nms(bx, sc, lb, inf.nmsIou, inf.maxDetections);
-  const out: Detections = { boxes: new Float32Array(4 * keep.length), scores: new Float32Array(keep.length), labels: new Int32Array(keep.length) };
+  const out: Detections = { boxes: new Float32Array(4 * keep.length), scores: new Float32Array(keep.length), labels: new Int32Array(keep.length), locations: new Int32Array(keep.length) };
   keep.forEach((k, i) => {
     out.boxes.set(bx.subarray(4 * k, 4 * k + 4), 4 * i);
     out.scores[i] = sc[k];
     out.labels[i] = lb[k];
+    out.locations![i] = Math.floor(cand[k] / K);
   });
   return out;
 }
@@ -134,5 +137,6 @@ export function toOriginal(d: Detections, lb: Letterbox, width: number, height: 
     boxes: Float32Array.from(boxes),
     scores: Float32Array.from(keep, (i) => d.scores[i]),
     labels: Int32Array.from(keep, (i) => d.labels[i]),
+    ...(d.locations ? { locations: Int32Array.from(keep, (i) => d.locations![i]) } : {}),
   };
 }

@@ -16,6 +16,12 @@
 // Shapes, B images, S the model side, L locations:
 //   images [B, S, S, 3] float32 in [0, 1] (HWC RGB / 255)
 //   targets  fcosTargets over the view's boxes (model/targets.ts)
+//   masks    with a CondInst model (`mask`): each instance's mask (COCO
+//            polygons or RLE, ground truth or pseudo label) decoded in
+//            original pixels, through the same view as the image, sampled
+//            at the mask output stride [S/outStride]², then mask targets
+//            (model/condinst/mask-targets.ts); an instance without a mask
+//            trains the box losses only
 import _ from 'highland';
 import path from 'node:path';
 import type { RgbImage } from '../augment/geometric.js';
@@ -23,6 +29,9 @@ import { decodeImage, toFloat32 } from '../io/decode.js';
 import { type PolicyName, drawTransform } from '../augment/policy.js';
 import { Rng, deriveSeed } from '../augment/rng.js';
 import type { Points } from '../model/points.js';
+import { decodeMask, segmentationToRle } from '../geometry/mask.js';
+import type { MaskConfig } from '../model/condinst/mask-config.js';
+import { type MaskTargets, maskTargets, sampleMask } from '../model/condinst/mask-targets.js';
 import { type Targets, fcosTargets } from '../model/targets.js';
 import { type ErrorRecord, isErrorRecord } from '../records.js';
 import { batch } from '../streams/batch.js';
@@ -51,6 +60,8 @@ export interface LoaderOptions {
   /** Boxes narrower or lower than this (view pixels) after augmentation are dropped. */
   minBoxSize?: number;
   decode?: (file: string) => Promise<RgbImage>;
+  /** A CondInst model's mask config: samples carry masks and batches mask targets. */
+  mask?: MaskConfig;
 }
 
 /** One augmented image, on its way into a batch. */
@@ -60,6 +71,8 @@ export interface Sample {
   view: RgbImage;
   boxes: number[][];
   labels: number[];
+  /** With `mask`: per kept instance, its view mask sampled at the mask output stride, or null. */
+  masks?: (Uint8Array | null)[];
 }
 
 export interface TrainBatch {
@@ -67,6 +80,8 @@ export interface TrainBatch {
   B: number;
   S: number;
   targets: Targets;
+  /** With `mask`: the dice loss's targets. */
+  masks?: MaskTargets;
   imageIds: number[];
   /** Index of the sample after this batch's last: where a resumed stream starts. */
   nextSample: number;
@@ -121,25 +136,47 @@ function sampleIndices(source: TrainSource, seed: number, start: number, end: nu
 /** Turns one source record into a sample: decode, α, augment, boxes to the view. */
 export function makeSample(
   rec: SourceRecord, img: RgbImage, at: { g: number; epoch: number; pos: number },
-  opts: Pick<LoaderOptions, 'policy' | 'seed' | 'size' | 'minBoxSize'>, channel: (id: number) => number,
+  opts: Pick<LoaderOptions, 'policy' | 'seed' | 'size' | 'minBoxSize' | 'mask'>, channel: (id: number) => number,
 ): Sample {
   const rng = new Rng(deriveSeed(opts.seed, 0xa0, at.epoch, at.pos));
   const tf = drawTransform(opts.policy, rng, img.width, img.height, opts.size);
   const boxes = rec.instances.map((x) => [x.bbox[0], x.bbox[1], x.bbox[0] + x.bbox[2], x.bbox[1] + x.bbox[3]]);
   const labels = rec.instances.map((x) => channel(x.category_id));
   const mapped = tf.applyBoxes(boxes, opts.minBoxSize ?? 1);
-  return { g: at.g, image_id: rec.image_id, view: tf.applyImage(img), boxes: mapped.boxes, labels: mapped.keep.map((i) => labels[i]) };
+  const sample: Sample = { g: at.g, image_id: rec.image_id, view: tf.applyImage(img), boxes: mapped.boxes, labels: mapped.keep.map((i) => labels[i]) };
+  if (opts.mask) {
+    const stride = opts.mask.outStride;
+    sample.masks = mapped.keep.map((i) => {
+      const segm = rec.instances[i].segmentation;
+      if (!segm) return null;
+      let data: Uint8Array;
+      try {
+        data = decodeMask(segmentationToRle(segm, img.height, img.width));
+      } catch (e) {
+        throw new Error(`instance ${i} (category ${rec.instances[i].category_id}): bad segmentation: ${(e as Error).message}`);
+      }
+      if (data.length !== img.width * img.height) {
+        throw new Error(`instance ${i}: segmentation is for another image size than the decoded ${img.width}×${img.height}`);
+      }
+      return sampleMask(tf.geometric.applyMask({ data, width: img.width, height: img.height }), stride);
+    });
+  }
+  return sample;
 }
 
 /** B samples → one batch: the input tensor's floats and the FCOS targets. */
-export function collate(samples: Sample[], opts: Pick<LoaderOptions, 'size' | 'points' | 'centerRadius'>, N: number): TrainBatch {
+export function collate(samples: Sample[], opts: Pick<LoaderOptions, 'size' | 'points' | 'centerRadius' | 'mask'>, N: number): TrainBatch {
   const S = opts.size;
   const B = samples.length;
   const images = new Float32Array(B * S * S * 3);
   samples.forEach((s, b) => toFloat32(s.view, images, b * S * S * 3));
   const targets = fcosTargets(opts.points, samples.map((s) => ({ boxes: s.boxes, labels: s.labels })), opts.centerRadius);
+  const side = opts.mask ? Math.floor(S / opts.mask.outStride) : 0;
+  const masks = opts.mask
+    ? maskTargets(targets, opts.points, samples.map((s) => s.masks ?? s.boxes.map(() => null)), side, side, opts.mask, S)
+    : undefined;
   return {
-    images, B, S, targets,
+    images, B, S, targets, ...(masks ? { masks } : {}),
     imageIds: samples.map((s) => s.image_id),
     nextSample: samples[B - 1].g + 1,
     epoch: Math.floor(samples[0].g / N),

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { UsageError } from '../cli/command.js';
 import { type CocoDataset, indexCoco, loadCoco } from '../io/coco.js';
 import type { ErrorRecord } from '../records.js';
+import type { Segmentation } from '../geometry/mask.js';
 
 export type SourceKind = 'coco' | 'pseudo';
 
@@ -28,7 +29,8 @@ export interface SourceRecord {
   file_name: string;
   width?: number;
   height?: number;
-  instances: { bbox: number[]; category_id: number }[];
+  /** `segmentation`: COCO polygons or RLE in original pixels, when the source has masks (CondInst trains on them). */
+  instances: { bbox: number[]; category_id: number; segmentation?: Segmentation }[];
 }
 
 export interface TrainSource {
@@ -75,7 +77,7 @@ export function openCocoSource(file: string, root = path.dirname(file)): TrainSo
     const instances: SourceRecord['instances'] = [];
     for (const a of byImage.get(im.id) ?? []) {
       if (a.iscrowd) continue;
-      if (validBbox(a.bbox)) instances.push({ bbox: a.bbox, category_id: a.category_id });
+      if (validBbox(a.bbox)) instances.push(a.segmentation ? { bbox: a.bbox, category_id: a.category_id, segmentation: a.segmentation as Segmentation } : { bbox: a.bbox, category_id: a.category_id });
       else errors.push({ error: `annotation id ${a.id}: bbox ${JSON.stringify(a.bbox)} has no area; not trained on`, stage: 'source', file_name: file, image_id: im.id });
     }
     if (instances.length === 0) empty++;
@@ -193,7 +195,7 @@ export async function openPseudoSource(file: string, root: string): Promise<Trai
       const buf = Buffer.alloc(len);
       await fh.read(buf, 0, len, index.offsets[i]);
       const r = JSON.parse(buf.toString('utf8')) as SourceRecord;
-      return { image_id: r.image_id, file_name: r.file_name, width: r.width, height: r.height, instances: r.instances.map((x) => ({ bbox: x.bbox, category_id: x.category_id })) };
+      return { image_id: r.image_id, file_name: r.file_name, width: r.width, height: r.height, instances: r.instances.map((x) => (x.segmentation ? { bbox: x.bbox, category_id: x.category_id, segmentation: x.segmentation } : { bbox: x.bbox, category_id: x.category_id })) };
     },
     close: () => fh.close(),
   };

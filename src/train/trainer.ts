@@ -21,6 +21,7 @@ import { type Checkpoint, initFromCheckpoint, loadOptimizerInto, loadWeightsInto
 import { modelConfig } from '../model/config.js';
 import { type Detector, createDetector, disposeDetector, forward } from '../model/detector.js';
 import { fcosLoss } from '../model/loss.js';
+import { addMaskLoss } from '../model/condinst/loss.js';
 import { ADAMW_DEFAULTS, Optimizer, SGD_DEFAULTS } from '../model/optim.js';
 import type { Part } from '../model/params.js';
 import { makePoints } from '../model/points.js';
@@ -163,20 +164,26 @@ function pull<T>(s: Stream<T>): Promise<T | undefined> {
  * read before the update: a non-finite one throws and leaves the weights
  * and the optimizer untouched.
  */
-function step(det: Detector, opt: Optimizer, batch: TrainBatch, points: ReturnType<typeof makePoints>, lr: number, clipNorm: number, stepNo: number): { total: number; cls: number; reg: number; ctr: number; gradNorm: number } {
+function step(det: Detector, opt: Optimizer, batch: TrainBatch, points: ReturnType<typeof makePoints>, lr: number, clipNorm: number, stepNo: number): { total: number; cls: number; reg: number; ctr: number; mask?: number; gradNorm: number } {
   const names = [...det.params.keys()];
   const byTfName = new Map(names.map((n) => [det.params.get(n)!.name, n]));
   const x = tf.tensor4d(batch.images, [batch.B, batch.S, batch.S, 3]);
   let parts: tf.Scalar[] = [];
   const { value, grads } = tf.variableGrads(() => {
-    const l = fcosLoss(forward(det, x), batch.targets, points);
+    const out = forward(det, x);
+    const l = fcosLoss(out, batch.targets, points);
     parts = [tf.keep(l.cls), tf.keep(l.reg), tf.keep(l.ctr)];
-    return l.total;
+    if (!batch.masks) return l.total;
+    const withMask = addMaskLoss(out, l.total, batch.masks, det.config.mask!);
+    parts.push(tf.keep(withMask.mask));
+    return withMask.total;
   }, names.map((n) => det.params.get(n)!));
   const gradList = Object.values(grads);
   try {
     const normT = tf.tidy(() => tf.sqrt(tf.addN(gradList.map((g) => tf.sum(tf.square(g))))));
-    const [total, cls, reg, ctr, gradNorm] = [value, ...parts, normT].map((t) => t.dataSync()[0]);
+    const [total, cls, reg, ctr, ...rest] = [value, ...parts, normT].map((t) => t.dataSync()[0]);
+    const gradNorm = rest[rest.length - 1];
+    const mask = rest.length > 1 ? rest[0] : undefined;
     normT.dispose();
     if (!Number.isFinite(total) || !Number.isFinite(gradNorm)) {
       throw new NonFiniteLossError(`step ${stepNo}: the loss is ${total} (cls ${cls}, reg ${reg}, ctr ${ctr}; gradient norm ${gradNorm}); stopped before the update`);
@@ -186,7 +193,7 @@ function step(det: Detector, opt: Optimizer, batch: TrainBatch, points: ReturnTy
     for (const [tfName, g] of Object.entries(grads)) named.set(byTfName.get(tfName)!, scale === 1 ? g : tf.mul(g, scale));
     opt.apply(det.params, named, lr);
     if (scale !== 1) tf.dispose([...named.values()]);
-    return { total, cls, reg, ctr, gradNorm };
+    return { total, cls, reg, ctr, ...(mask === undefined ? {} : { mask }), gradNorm };
   } finally {
     tf.dispose([x, value, ...parts, ...gradList]);
   }
@@ -263,7 +270,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     const stopAt = Math.min(totalSteps, o.stopAt ?? totalSteps);
     const batches: Stream<OrError<TrainBatch>> = trainBatches(source, {
       batchSize: o.batchSize, size: o.size, policy: o.aug, seed: o.seed, classAgnostic: agnostic, points,
-      centerRadius: cfg.centerRadius, startSample: state.nextSample, prefetch: o.prefetch, concurrency: o.concurrency, decode: o.decode,
+      centerRadius: cfg.centerRadius, startSample: state.nextSample, prefetch: o.prefetch, concurrency: o.concurrency, decode: o.decode, mask: cfg.mask,
     });
     closers.push(() => batches.destroy());
 
@@ -322,6 +329,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       };
       writeMetrics({
         step: state.step, epoch: batch.epoch, loss: r.total, loss_cls: r.cls, loss_reg: r.reg, loss_ctr: r.ctr,
+        ...(r.mask === undefined ? {} : { loss_mask: r.mask, mask_instances: batch.masks!.count }),
         lr, grad_norm: r.gradNorm, num_pos: batch.targets.numPos, instances: batch.instances,
         images_per_s: batch.B / (stepSeconds + waited), data_wait_s: waited, step_s: stepSeconds,
         data_wait_frac: waitFraction(state), tensors: tf.memory().numTensors,

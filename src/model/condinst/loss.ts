@@ -26,3 +26,15 @@ export function maskLoss(out: { controller: tf.Tensor3D; maskFeats: tf.Tensor4D 
     return diceLoss(probs, tf.tensor2d(t.masks, [B * t.N, t.Hm * t.Wm]), t.valid);
   });
 }
+
+/**
+ * The FCOS terms plus the weighted dice term, for a trainer's step:
+ * total' = total + lossWeight · mask. Scalars are the caller's to dispose.
+ */
+export function addMaskLoss(
+  out: { controller?: tf.Tensor3D; maskFeats?: tf.Tensor4D }, total: tf.Scalar, t: MaskTargets, m: MaskConfig,
+): { total: tf.Scalar; mask: tf.Scalar } {
+  if (!out.controller || !out.maskFeats) throw new Error('mask targets were given but the model has no mask branch (its config has no `mask` block)');
+  const mask = maskLoss({ controller: out.controller, maskFeats: out.maskFeats }, t, m);
+  return { total: tf.tidy(() => tf.add(total, tf.mul(mask, m.lossWeight)) as tf.Scalar), mask };
+}
