@@ -22,6 +22,7 @@ import { profileKernels } from '../src/model/backend/profile.js';
 import { modelConfig } from '../src/model/config.js';
 import { type Detector, createDetector, disposeDetector, disposeOutput, forward } from '../src/model/detector.js';
 import { Optimizer, SGD_DEFAULTS } from '../src/model/optim.js';
+import { seededRandom } from '../src/model/params.js';
 import { makePoints } from '../src/model/points.js';
 import { postprocess } from '../src/model/postprocess.js';
 import type { GtInstances } from '../src/model/targets.js';
@@ -39,19 +40,9 @@ const TF_NAME: Record<ResolvedBackend, string> = { 'tfjs-node-gpu': 'tensorflow'
 
 const run = promisify(execFile);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Random images and 1–6 random boxes each, like the reference's synth_batch. */
 function syntheticBatch(B: number, seed: number): Batch {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const pixels = new Float32Array(B * S * S * 3);
   for (let i = 0; i < pixels.length; i++) pixels[i] = r();
   const gt: GtInstances[] = Array.from({ length: B }, () => {

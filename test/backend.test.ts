@@ -2,10 +2,9 @@
 // named backends failing loudly instead of falling back, the cpu warning, the
 // environment variable, and the real wasm backend on every core.
 import t from 'tap';
-import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  type BackendInfo, type ResolvedBackend, CPU_SLOWDOWN_VS_WASM, backendInfo, chooseBackend, describeBackend, initBackend,
+  type BackendInfo, type ResolvedBackend, CPU_SLOWDOWN_VS_WASM, backendInfo, chooseBackend, defaultThreads, describeBackend, initBackend,
 } from '../src/model/backend/index.js';
 import { UsageError } from '../src/cli/command.js';
 
@@ -50,16 +49,21 @@ t.test('a named backend that does not load is an error, never a fallback', async
   await t.rejects(chooseBackend('auto', fakeLoader([]).loader, () => {}), /no tensor backend loaded: tfjs-node-gpu: .*cpu: /);
 });
 
-t.test('the real wasm backend: named by CASL_BACKEND, on every core, chosen once', async (t) => {
-  const before = process.env.CASL_BACKEND;
+t.test('the real wasm backend: named by CASL_BACKEND, threaded build on 2 threads, chosen once', async (t) => {
+  const before = [process.env.CASL_BACKEND, process.env.CASL_THREADS];
   process.env.CASL_BACKEND = 'wasm';
+  process.env.CASL_THREADS = '2';
   const logs: string[] = [];
   const got = await initBackend(undefined, { log: (l) => logs.push(l) });
-  process.env.CASL_BACKEND = before;
+  // process.env turns undefined into the string 'undefined': delete instead.
+  for (const [k, v] of [['CASL_BACKEND', before[0]], ['CASL_THREADS', before[1]]] as const) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
   t.equal(got.name, 'wasm');
   t.equal(tf.getBackend(), 'wasm');
   t.equal(got.simd, true, 'the SIMD build runs');
-  t.equal(got.threads, Number(process.env.CASL_THREADS || os.cpus().length), 'XNNPACK runs on every core (or CASL_THREADS)');
+  t.equal(got.threads, 2, 'XNNPACK runs on 2 threads in Node (the threaded build, loaded by casl)');
   t.same(logs, [`casl: tensor backend ${describeBackend(got)}`]);
   t.equal(backendInfo(), got);
   t.equal(await initBackend('wasm'), got, 'a second call returns the first choice');
@@ -75,6 +79,13 @@ t.test('the real wasm backend: named by CASL_BACKEND, on every core, chosen once
   for (let i = 0; i < onCpu.length; i++) err = Math.max(err, Math.abs(onWasm[i] - onCpu[i]));
   t.ok(err < 1e-4, `threaded conv2d agrees with cpu (max |Δ| ${err.toExponential(1)})`);
   tf.dispose([x, w]);
+});
+
+t.test('threads: every core on an idle machine, one on a busy one', async (t) => {
+  t.equal(defaultThreads(2, 0.2), 2);
+  t.equal(defaultThreads(2, 1.6), 1);
+  t.equal(defaultThreads(8, 3), 8);
+  t.equal(defaultThreads(1, 0), 1);
 });
 
 t.test('unknown names say what to use', async (t) => {

@@ -61,10 +61,20 @@ function parseName(raw: string, where: string): BackendName {
   return raw as BackendName;
 }
 
-/** wasm threads: CASL_THREADS, else every core (XNNPACK's pool; see wasm.ts). */
+/**
+ * wasm threads: CASL_THREADS, else every core when the machine is otherwise
+ * idle and one when it is busy. XNNPACK's pool forks and joins inside every
+ * kernel, so a thread that waits for a core stalls the whole op: on the
+ * shared 2-core machine under load a tiny-fcos train step took 1.0–1.5 s on
+ * one thread against 1.55 s on two (README "Speed").
+ */
+export function defaultThreads(cores = os.cpus().length, load = os.loadavg()[0]): number {
+  return load < cores - 0.5 ? cores : 1;
+}
+
 function wantedThreads(): number {
   const raw = process.env.CASL_THREADS;
-  if (raw === undefined || raw === '') return os.cpus().length;
+  if (raw === undefined || raw === '') return defaultThreads();
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`CASL_THREADS must be a positive integer, got '${raw}'`);
   return n;
