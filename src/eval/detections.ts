@@ -13,9 +13,10 @@
 
 import { openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import {
-  MaskError, rleArea, rleFromBox, rleLength, rleToBbox, segmentationToRle, type RleMask, type Segmentation,
+  MaskError, rleFromBox, rleFromString, rleStats, rleStringStats, rleToBbox, segmentationToRle,
+  type Box, type RleMask, type Segmentation,
 } from '../geometry/mask.js';
-import { isErrorRecord } from '../records.js';
+import { isErrorRecord, type Rle } from '../records.js';
 import { readJsonl } from '../streams/jsonl.js';
 import type { OrError } from '../streams/stage.js';
 import { CocoEvaluator, type Detection, type EvalResult, type IouType } from './evaluator.js';
@@ -97,26 +98,35 @@ export class DetectionReader {
         throw new DetectionError(`${where}: no "bbox", but the first detection had one; like pycocotools' loadRes, casl reads all detections the way the first one is written — give every detection a bbox`);
       }
       const box = raw.bbox!;
-      let mask: RleMask | undefined;
-      if (this.iouType === 'segm') {
-        if (raw.segmentation !== undefined) mask = this.mask(raw.segmentation, rank, where);
-        else if (h < 0) throw new DetectionError(`${where}: no "segmentation", and image ${this.gt.imageIds[rank]} has no height/width to rasterise its box on`);
-        else mask = rleFromBox(box, h, w);
-      }
-      return { cat, score, area: box[2] * box[3], box, mask };
+      if (this.iouType === 'bbox') return { cat, score, area: box[2] * box[3], box };
+      let mask: RleMask;
+      let maskBox: Box;
+      if (raw.segmentation !== undefined) ({ mask, box: maskBox } = this.mask(raw.segmentation, rank, where));
+      else if (h < 0) throw new DetectionError(`${where}: no "segmentation", and image ${this.gt.imageIds[rank]} has no height/width to rasterise its box on`);
+      else maskBox = rleToBbox((mask = rleFromBox(box, h, w)));
+      return { cat, score, area: box[2] * box[3], box, mask, maskBox };
     }
     if (raw.segmentation === undefined) {
       throw new DetectionError(`${where}: no "segmentation", but the first detection was a mask without a bbox; give every detection a segmentation`);
     }
-    const mask = this.mask(raw.segmentation, rank, where);
-    return { cat, score, area: rleArea(mask), box: raw.bbox ?? rleToBbox(mask), mask };
+    const { mask, area, box } = this.mask(raw.segmentation, rank, where);
+    return { cat, score, area, box: raw.bbox ?? box, mask, maskBox: box };
   }
 
-  private mask(segm: Segmentation, rank: number, where: string): RleMask {
+  /** The mask of a detection, checked against its image; a compressed RLE is decoded only if a pair needs its runs. */
+  private mask(segm: Segmentation, rank: number, where: string): { mask: RleMask; area: number; box: Box } {
     const h = this.gt.heights[rank], w = this.gt.widths[rank];
     let mask: RleMask;
+    let stats: { length: number; area: number; box: Box };
     try {
-      mask = segmentationToRle(segm, h, w);
+      if (!Array.isArray(segm) && typeof segm?.counts === 'string' && Array.isArray(segm.size)) {
+        const rle = segm as Rle;
+        mask = new LazyRle(rle.size[0], rle.size[1], rle.counts as string);
+        stats = rleStringStats(rle.counts as string, mask.h, mask.w);
+      } else {
+        mask = segmentationToRle(segm, h, w);
+        stats = rleStats(mask);
+      }
     } catch (e) {
       if (e instanceof MaskError) throw new DetectionError(`${where}: bad segmentation: ${e.message}`);
       throw e;
@@ -127,11 +137,19 @@ export class DetectionReader {
           'masks must be encoded at the original image size (COCO "size" is [h, w], not [w, h])',
       );
     }
-    const len = rleLength(mask);
-    if (len !== mask.h * mask.w) {
-      throw new DetectionError(`${where}: mask counts cover ${len} pixels but its size [${mask.h}, ${mask.w}] has ${mask.h * mask.w}; the RLE is corrupt`);
+    if (stats.length !== mask.h * mask.w) {
+      throw new DetectionError(`${where}: mask counts cover ${stats.length} pixels but its size [${mask.h}, ${mask.w}] has ${mask.h * mask.w}; the RLE is corrupt`);
     }
-    return mask;
+    return { mask, area: stats.area, box: stats.box };
+  }
+}
+
+/** A compressed RLE whose runs are decoded on first use: most detections overlap no ground truth and never need them. */
+class LazyRle implements RleMask {
+  private decoded?: Uint32Array;
+  constructor(readonly h: number, readonly w: number, private readonly s: string) {}
+  get counts(): Uint32Array {
+    return (this.decoded ??= rleFromString(this.s, this.h, this.w).counts);
   }
 }
 

@@ -13,7 +13,7 @@ import {
   boxIou, maskIou, rleBoxes, segmentationToRle, MaskError, type RleMask,
 } from '../geometry/mask.js';
 import type { GroundTruth } from './ground-truth.js';
-import { AREA_RNG, EPS, IOU_THRS, MAX_DETS, REC_THRS, meanAboveMinusOne } from './params.js';
+import { AREA_RNG, EPS, IOU_THRS, MAX_DETS, REC_THRS, pairwiseSum } from './params.js';
 
 export type IouType = 'bbox' | 'segm';
 
@@ -26,8 +26,10 @@ export interface Detection {
   area: number;
   /** [x, y, w, h]; used for bbox IoU. */
   box: ArrayLike<number>;
-  /** Used for segm IoU. */
+  /** Used for segm IoU; `counts` may be decoded only when first read. */
   mask?: RleMask;
+  /** The mask's box (rleToBbox), for the IoU prefilter without decoding the mask. */
+  maskBox?: ArrayLike<number>;
 }
 
 export const SUMMARY_KEYS = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl'] as const;
@@ -56,6 +58,9 @@ const MAX_DET = MAX_DETS[M - 1];
 const FP = 0;
 const TP = 1;
 const IGN = 2;
+let ignEveryT = 0;
+for (let t = 0; t < T; t++) ignEveryT |= IGN << (2 * t);
+const IGN_EVERY_T = ignEveryT;
 // Sort keys pack (image rank, rank in image) so ties in score keep cocoeval's order.
 const RANK_SLOTS = 128;
 
@@ -97,60 +102,42 @@ class DetStore {
   }
 }
 
-const tpAll = new Float64Array(M);
-const fpAll = new Float64Array(M);
-const best = new Float64Array(M);
-const rNext = new Int32Array(M);
-
 /**
- * accumulate()'s inner loop for one (category, area range, IoU threshold),
- * every max-detection cut at once: `codes` in global score order, the code
- * for this threshold at bit `shift`. Writes q[m * R + r] (precision at each
- * recall threshold) and recallOut[m].
+ * accumulate()'s inner loop for one (category, area range, max-detection
+ * cut, IoU threshold): `codes` holds the cut's detections in accumulate()'s
+ * order, this threshold's code at bit `shift`. Writes the precision at each
+ * recall threshold to q and returns the recall.
+ *
+ * It walks backwards keeping the running max of precision (the envelope)
+ * and, at each detection, fills the recall thresholds first reached there
+ * (searchsorted 'left'). Ignored detections repeat their predecessor's
+ * (recall, precision), so skipping them changes nothing.
  */
-function precisionAt(
-  codes: Uint32Array, rankInImage: Uint8Array, n: number, shift: number, npig: number, q: Float64Array, recallOut: Float64Array,
-): void {
-  tpAll.fill(0);
-  fpAll.fill(0);
+function precisionAt(codes: Uint32Array, n: number, shift: number, npig: number, q: Float64Array): number {
+  let tp = 0, fp = 0;
   for (let i = 0; i < n; i++) {
     const c = (codes[i] >>> shift) & 3;
-    if (c === IGN) continue;
-    const counts = c === TP ? tpAll : fpAll;
-    const rank = rankInImage[i];
-    for (let m = 0; m < M; m++) if (rank < MAX_DETS[m]) counts[m]++;
+    if (c === TP) tp++;
+    else if (c === FP) fp++;
   }
-  // Backwards: the running max of precision (the envelope) and, at each
-  // detection, the recall thresholds first reached there (searchsorted
-  // 'left'). Ignored detections repeat their predecessor's (recall,
-  // precision), so skipping them changes nothing.
+  const recall = tp / npig;
   q.fill(0);
-  for (let m = 0; m < M; m++) {
-    recallOut[m] = tpAll[m] / npig;
-    best[m] = 0;
-    let r = R - 1;
-    while (r >= 0 && REC_THRS[r] > tpAll[m] / npig) r--;
-    rNext[m] = r;
-  }
-  for (let i = n - 1; i >= 0; i--) {
+  let r = R - 1;
+  while (r >= 0 && REC_THRS[r] > recall) r--;
+  let best = 0;
+  for (let i = n - 1; i >= 0 && r >= 0; i--) {
     const c = (codes[i] >>> shift) & 3;
     if (c === IGN) continue;
-    const rank = rankInImage[i];
-    for (let m = 0; m < M; m++) {
-      let r = rNext[m];
-      if (rank >= MAX_DETS[m] || r < 0) continue;
-      const tp = tpAll[m], fp = fpAll[m];
-      const pr = tp / (fp + tp + EPS);
-      if (pr > best[m]) best[m] = pr;
-      if (c === TP) tpAll[m] = tp - 1;
-      else fpAll[m] = fp - 1;
-      const rcPrev = tpAll[m] / npig;
-      while (r >= 0 && REC_THRS[r] > rcPrev) q[m * R + r--] = best[m];
-      rNext[m] = r;
-    }
+    const pr = tp / (fp + tp + EPS);
+    if (pr > best) best = pr;
+    if (c === TP) tp--;
+    else fp--;
+    const rcPrev = tp / npig;
+    while (r >= 0 && REC_THRS[r] > rcPrev) q[r--] = best;
   }
   // The first detection reaches every threshold still left.
-  for (let m = 0; m < M; m++) for (let r = rNext[m]; r >= 0; r--) q[m * R + r] = best[m];
+  while (r >= 0) q[r--] = best;
+  return recall;
 }
 
 export class CocoEvaluator {
@@ -164,6 +151,7 @@ export class CocoEvaluator {
   private ious = new Float64Array(1024);
   private codes = new Uint32Array(MAX_DET * A);
   private outOfRange = new Uint8Array(MAX_DET);
+  private maxIou = new Float64Array(MAX_DET);
   private gtBuf = { crowd: new Uint8Array(64), gIg: new Uint8Array(64), perm: new Int32Array(64), gtm: new Uint8Array(64) };
 
   constructor(readonly gt: GroundTruth, readonly iouType: IouType) {
@@ -198,9 +186,9 @@ export class CocoEvaluator {
       if (!l) byCatGt.set(gt.annCat[j], (l = []));
       l.push(j);
     }
-    for (const k of new Set([...byCatGt.keys(), ...byCatDt.keys()])) {
-      this.evaluateImageCategory(rank, k, byCatGt.get(k) ?? [], (byCatDt.get(k) ?? []).map((i) => dets[i]));
-    }
+    const none: number[] = [];
+    for (const [k, gts] of byCatGt) this.evaluateImageCategory(rank, k, gts, (byCatDt.get(k) ?? none).map((i) => dets[i]));
+    for (const [k, ds] of byCatDt) if (!byCatGt.has(k)) this.evaluateImageCategory(rank, k, none, ds.map((i) => dets[i]));
   }
 
   /** evaluateImg() for one (image, category), every area range at once. */
@@ -223,6 +211,12 @@ export class CocoEvaluator {
     const codes = this.codes;
     codes.fill(0, 0, D * A);
     const outOfRange = this.outOfRange;
+    const maxIou = this.maxIou;
+    for (let d = 0; d < D; d++) {
+      let best = -Infinity;
+      for (let g = 0; g < G; g++) if (ious[d * G + g] > best) best = ious[d * G + g];
+      maxIou[d] = best;
+    }
     for (let a = 0; a < A; a++) {
       const [lo, hi] = AREA_RNG[a];
       let nIg = 0;
@@ -237,11 +231,21 @@ export class CocoEvaluator {
       for (let g = 0; g < G; g++) if (!gIg[g]) perm[p++] = g;
       for (let g = 0; g < G; g++) if (gIg[g]) perm[p++] = g;
       for (let d = 0; d < D; d++) outOfRange[d] = dts[d].area < lo || dts[d].area > hi ? 1 : 0;
+      if (G === 0) {
+        // Nothing to match: false positives, or ignored outside the area range, at every threshold.
+        for (let d = 0; d < D; d++) codes[d * A + a] = outOfRange[d] ? IGN_EVERY_T : 0;
+        continue;
+      }
 
       for (let t = 0; t < T; t++) {
         gtm.fill(0, 0, G);
         const thr = Math.min(IOU_THRS[t], 1 - 1e-10);
         for (let d = 0; d < D; d++) {
+          if (maxIou[d] < thr) {
+            // No ground truth reaches the threshold: the scan below would find none.
+            if (outOfRange[d]) codes[d * A + a] |= IGN << (2 * t);
+            continue;
+          }
           let iou = thr;
           let m = -1;
           const row = d * G;
@@ -289,7 +293,7 @@ export class CocoEvaluator {
     }
     const h = gt.heights[rank], w = gt.widths[rank];
     const gm = gts.map((j) => {
-      const segm = gt.annSegm[j];
+      const segm = gt.segmentation(j);
       const where = `${gt.source}: annotations[${gt.annFileIndex[j]}] (id ${gt.annId[j]})`;
       if (segm === undefined) throw new MaskError(`${where} has no "segmentation"; segm evaluation needs one on every annotation`);
       if (Array.isArray(segm) && h < 0) {
@@ -301,8 +305,9 @@ export class CocoEvaluator {
         throw new MaskError(`${where}: ${(e as Error).message}`);
       }
     });
-    const dm = dts.map((d) => d.mask!);
-    maskIou(dm, rleBoxes(dm), gm, rleBoxes(gm), crowd, ious);
+    const db = new Float64Array(dts.length * 4);
+    dts.forEach((d, i) => db.set(d.maskBox!, i * 4));
+    maskIou(dts.map((d) => d.mask!), db, gm, rleBoxes(gm), crowd, ious);
   }
 
   /** Images of the ground truth that received no detections count with their misses. */
@@ -318,8 +323,7 @@ export class CocoEvaluator {
     const recall = new Float64Array(T * K * A * M).fill(-1);
     const pIdx = (t: number, r: number, k: number, a: number, m: number) => (((t * R + r) * K + k) * A + a) * M + m;
     const rIdx = (t: number, k: number, a: number, m: number) => ((t * K + k) * A + a) * M + m;
-    const q = new Float64Array(M * R);
-    const recallOut = new Float64Array(M);
+    const q = new Float64Array(R);
     for (let k = 0; k < K; k++) {
       const n = this.stores[k].n;
       const flat = this.stores[k].flat();
@@ -328,18 +332,23 @@ export class CocoEvaluator {
       const order = new Uint32Array(n);
       for (let i = 0; i < n; i++) order[i] = i;
       order.sort((x, y) => scores[y] - scores[x] || keys[x] - keys[y]);
-      const rankInImage = new Uint8Array(n);
-      for (let i = 0; i < n; i++) rankInImage[i] = keys[order[i]] % RANK_SLOTS;
-      const codes = new Uint32Array(n);
+      // Per max-detection cut, the codes of the detections it keeps, in that order.
+      const cut = MAX_DETS.map(() => new Uint32Array(n));
+      const cutLength = new Int32Array(M);
       for (let a = 0; a < A; a++) {
         const npig = this.npig[k * A + a];
         if (npig === 0) continue;
-        for (let i = 0; i < n; i++) codes[i] = flat.codes[order[i] * A + a];
-        for (let t = 0; t < T; t++) {
-          precisionAt(codes, rankInImage, n, 2 * t, npig, q, recallOut);
-          for (let m = 0; m < M; m++) {
-            recall[rIdx(t, k, a, m)] = recallOut[m];
-            for (let j = 0; j < R; j++) precision[pIdx(t, j, k, a, m)] = q[m * R + j];
+        cutLength.fill(0);
+        for (let i = 0; i < n; i++) {
+          const d = order[i];
+          const code = flat.codes[d * A + a];
+          const rank = keys[d] % RANK_SLOTS;
+          for (let m = 0; m < M; m++) if (rank < MAX_DETS[m]) cut[m][cutLength[m]++] = code;
+        }
+        for (let m = 0; m < M; m++) {
+          for (let t = 0; t < T; t++) {
+            recall[rIdx(t, k, a, m)] = precisionAt(cut[m], cutLength[m], 2 * t, npig, q);
+            for (let j = 0; j < R; j++) precision[pIdx(t, j, k, a, m)] = q[j];
           }
         }
       }
@@ -354,15 +363,30 @@ export class CocoEvaluator {
     // np.where(iouThr == p.iouThrs): an exact comparison, as in summarize().
     const tAt = (thr: number) => [...IOU_THRS.keys()].filter((t) => IOU_THRS[t] === thr);
     const allT = [...IOU_THRS.keys()];
-    const ap = (ts: number[], a: number, m: number, ks = [...Array(K).keys()]) => {
-      const v: number[] = [];
-      for (const t of ts) for (let r = 0; r < R; r++) for (const k of ks) v.push(precision[pIdx(t, r, k, a, m)]);
-      return meanAboveMinusOne(v);
+    // s[s > -1] in numpy's C order, then its mean (-1 when empty).
+    const kept = new Float64Array(T * R * K);
+    const mean = (n: number) => (n === 0 ? -1 : (0 + pairwiseSum(kept, 0, n)) / n);
+    const ap = (ts: number[], a: number, m: number, k0 = 0, k1 = K) => {
+      let n = 0;
+      for (const t of ts) {
+        for (let r = 0; r < R; r++) {
+          for (let k = k0; k < k1; k++) {
+            const v = precision[pIdx(t, r, k, a, m)];
+            if (v > -1) kept[n++] = v;
+          }
+        }
+      }
+      return mean(n);
     };
     const ar = (a: number, m: number) => {
-      const v: number[] = [];
-      for (const t of allT) for (let k = 0; k < K; k++) v.push(recall[rIdx(t, k, a, m)]);
-      return meanAboveMinusOne(v);
+      let n = 0;
+      for (const t of allT) {
+        for (let k = 0; k < K; k++) {
+          const v = recall[rIdx(t, k, a, m)];
+          if (v > -1) kept[n++] = v;
+        }
+      }
+      return mean(n);
     };
     const summary: Summary = {
       AP: ap(allT, 0, 2),
@@ -378,7 +402,7 @@ export class CocoEvaluator {
       ARm: ar(2, 2),
       ARl: ar(3, 2),
     };
-    const perCategory = this.gt.categories.map((c, k) => ({ id: c.id, name: c.name, AP: ap(allT, 0, 2, [k]) }));
+    const perCategory = this.gt.categories.map((c, k) => ({ id: c.id, name: c.name, AP: ap(allT, 0, 2, k, k + 1) }));
     return {
       iouType: this.iouType,
       agnostic: this.gt.agnostic,

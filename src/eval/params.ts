@@ -57,14 +57,6 @@ export function pairwiseSum(a: ArrayLike<number>, start = 0, n = a.length - star
   return pairwiseSum(a, start, n2) + pairwiseSum(a, start + n2, n - n2);
 }
 
-/** `np.mean(s[s > -1])`, or -1 when nothing is above -1 (summarize()'s rule). */
-export function meanAboveMinusOne(values: ArrayLike<number>): number {
-  const kept: number[] = [];
-  for (let i = 0; i < values.length; i++) if (values[i] > -1) kept.push(values[i]);
-  if (kept.length === 0) return -1;
-  return (0 + pairwiseSum(kept)) / kept.length;
-}
-
 /**
  * Python's `'{:0.3f}'.format(x)`: the exact decimal value rounded half to
  * even, where JavaScript's toFixed rounds an exact tie away from zero.

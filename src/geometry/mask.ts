@@ -22,8 +22,8 @@ export interface RleMask {
 /** COCO box [x, y, w, h]. */
 export type Box = [number, number, number, number];
 
-/** A COCO `segmentation`: polygons, uncompressed RLE or compressed RLE. */
-export type Segmentation = number[][] | Rle;
+/** A COCO `segmentation`: polygons (arrays or typed arrays of x, y), uncompressed RLE or compressed RLE. */
+export type Segmentation = ArrayLike<number>[] | Rle;
 
 /** Thrown for a malformed mask; the caller adds where it came from. */
 export class MaskError extends Error {
@@ -112,8 +112,8 @@ let polyScratch = new Uint32Array(1024);
 // Decoding scratch, grown on demand: one allocation per decoded RLE, not two.
 let scratch = new Uint32Array(1024);
 
-/** Parses a compressed `counts` string (rleFrString). */
-export function rleFromString(s: string, h: number, w: number): RleMask {
+/** Parses a compressed `counts` string (rleFrString) into `scratch`; returns how many counts. */
+function parseCounts(s: string): number {
   if (scratch.length < s.length) scratch = new Uint32Array(Math.max(s.length, scratch.length * 2));
   const cnts = scratch;
   const len = s.length;
@@ -138,7 +138,22 @@ export function rleFromString(s: string, h: number, w: number): RleMask {
     if (m > 2) x += cnts[m - 2];
     cnts[m++] = x >>> 0;
   }
-  return { h, w, counts: cnts.slice(0, m) };
+  return m;
+}
+
+/** Parses a compressed `counts` string (rleFrString). */
+export function rleFromString(s: string, h: number, w: number): RleMask {
+  const m = parseCounts(s); // may replace `scratch`: read it after
+  return { h, w, counts: scratch.slice(0, m) };
+}
+
+/**
+ * Pixel total, area and box of a compressed `counts` string without keeping
+ * its counts, for a caller that needs the runs only of some masks.
+ */
+export function rleStringStats(s: string, h: number, w: number): { length: number; area: number; box: Box } {
+  const m = parseCounts(s); // may replace `scratch`: read it after
+  return rleStats({ h, w, counts: scratch.subarray(0, m) });
 }
 
 /** The JSON form (compressed) of an RLE. */
@@ -307,22 +322,32 @@ export function rleArea(rle: RleMask): number {
  * that wraps from one column to the next spans the whole height.
  */
 export function rleToBbox(rle: RleMask): Box {
+  return rleStats(rle).box;
+}
+
+/** Pixel total (h * w when well formed), area and rleToBbox's box, in one pass over the runs. */
+export function rleStats(rle: RleMask): { length: number; area: number; box: Box } {
   const { h, w, counts } = rle;
-  const m = Math.floor(counts.length / 2) * 2;
-  if (m === 0 || h === 0) return [0, 0, 0, 0];
-  let xs = w, ys = h, xe = 0, ye = 0, cc = 0;
-  // Column and row of `cc`, advanced incrementally: no division per run.
+  const len = counts.length;
+  const m = Math.floor(len / 2) * 2;
+  let xs = w, ys = h, xe = 0, ye = 0, cc = 0, area = 0;
+  // Column of `cc`: recomputed only when a run ends past the current column.
   let col = 0, colStart = 0;
-  for (let j = 0; j < m; j++) {
+  for (let j = 0; j < len; j++) {
     const n = counts[j];
     if (j % 2 === 0 || n === 0) {
       cc += n;
       continue;
     }
-    while (cc - colStart >= h) { col++; colStart += h; }
+    area += n;
+    if (h === 0) {
+      cc += n;
+      continue;
+    }
+    if (cc - colStart >= h) { col = Math.floor(cc / h); colStart = col * h; }
     const xStart = col, yStart = cc - colStart;
     const last = cc + n - 1;
-    while (last - colStart >= h) { col++; colStart += h; }
+    if (last - colStart >= h) { col = Math.floor(last / h); colStart = col * h; }
     const xEnd = col, yEnd = last - colStart;
     cc += n;
     if (xStart < xs) xs = xStart;
@@ -335,8 +360,10 @@ export function rleToBbox(rle: RleMask): Box {
       if (yEnd > ye) ye = yEnd;
     }
   }
-  // uint arithmetic in C: an all-background RLE with runs wraps around.
-  return [xs, ys, (xe - xs + 1) >>> 0, (ye - ys + 1) >>> 0];
+  // An RLE of fewer than two runs has an empty box; otherwise C's uint
+  // arithmetic, which wraps when no run is inside.
+  const box: Box = m === 0 || h === 0 ? [0, 0, 0, 0] : [xs, ys, (xe - xs + 1) >>> 0, (ye - ys + 1) >>> 0];
+  return { length: cc, area: area >>> 0, box };
 }
 
 /**
@@ -347,7 +374,7 @@ export function rleToBbox(rle: RleMask): Box {
 export function segmentationToRle(segm: Segmentation, h: number, w: number): RleMask {
   if (Array.isArray(segm)) {
     const parts = segm.map((poly, i) => {
-      if (!Array.isArray(poly) || !poly.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+      if (!(Array.isArray(poly) || ArrayBuffer.isView(poly)) || !Array.prototype.every.call(poly, (v: unknown) => typeof v === 'number' && Number.isFinite(v))) {
         throw new MaskError(`polygon ${i} is not an array of finite numbers`);
       }
       return rleFromPolygon(poly, h, w);
@@ -409,6 +436,19 @@ function intersectUnion(a: Uint32Array, b: Uint32Array, unionOut: Float64Array):
   return inter;
 }
 
+const unionScratch = new Float64Array(1);
+
+/**
+ * rleIou's exact step for one pair of same-size masks: intersection over
+ * union, or over the detection's area when the ground truth is a crowd; 0
+ * when they do not intersect.
+ */
+export function rlePairIou(dt: Uint32Array, gt: Uint32Array, crowd: boolean): number {
+  const i = intersectUnion(dt, gt, unionScratch);
+  if (i === 0) return 0;
+  return i / (crowd ? rleArea({ h: 0, w: 0, counts: dt }) : unionScratch[0]);
+}
+
 /** Boxes of RLEs packed [x, y, w, h] per mask, for `rleIou`'s box prefilter. */
 export function rleBoxes(rles: RleMask[]): Float64Array {
   const out = new Float64Array(rles.length * 4);
@@ -427,7 +467,6 @@ export function maskIou(
 ): Float64Array {
   boxIou(dtBoxes, gtBoxes, iscrowd, o);
   const nG = gt.length;
-  const union = new Float64Array(1);
   for (let d = 0; d < dt.length; d++) {
     for (let g = 0; g < nG; g++) {
       if (!(o[d * nG + g] > 0)) continue;
@@ -435,8 +474,7 @@ export function maskIou(
         o[d * nG + g] = -1;
         continue;
       }
-      const i = intersectUnion(dt[d].counts, gt[g].counts, union);
-      o[d * nG + g] = i === 0 ? 0 : i / (iscrowd[g] ? rleArea(dt[d]) : union[0]);
+      o[d * nG + g] = rlePairIou(dt[d].counts, gt[g].counts, iscrowd[g] !== 0);
     }
   }
   return o;
