@@ -8,6 +8,9 @@ FIXTURES := data/fixtures
 RUNS := runs
 PROFILE ?= full
 ENTITIES ?= 0
+# ENTITIES=1 runs the entity variants (things and stuff as class-agnostic
+# masks, tiny-condinst; pipelines/*-entities.yaml) in runs/<stage>-entities/.
+E := $(if $(filter 1,$(ENTITIES)),-entities,)
 
 .PHONY: help install build test fixtures labeler pseudo-labels warmup finetune eval ca-ssl bench clean
 
@@ -50,21 +53,22 @@ fixtures-sample: build
 # The main job. The labeler is trained (make labeler) only when none exists;
 # pseudo labels left by a run that was stopped are finished with --resume,
 # and thrown away when the labeler is newer than they are.
-LABELER_CKPT := $(RUNS)/labeler/model
-PSEUDO := $(RUNS)/pseudo-labels/pseudo.jsonl
+LABELER_CKPT := $(RUNS)/labeler$(E)/model
+PSEUDO := $(RUNS)/pseudo-labels$(E)/pseudo.jsonl
+HIDDEN_GT := $(FIXTURES)/annotations/unlabeled_hidden_gt$(if $(E),_entities,).json
 
 $(LABELER_CKPT)/model.json: | $(FIXTURES)/.done
 	$(MAKE) labeler
 
-$(RUNS)/pseudo-labels/.done: $(FIXTURES)/.done $(LABELER_CKPT)/model.json
+$(RUNS)/pseudo-labels$(E)/.done: $(FIXTURES)/.done $(LABELER_CKPT)/model.json
 	@mkdir -p $(@D)
 	@if [ -e $(PSEUDO) ] && [ $(PSEUDO) -ot $(LABELER_CKPT)/model.json ]; then rm -f $(PSEUDO) $(PSEUDO).dropped $(PSEUDO).errors; fi
 	$(CASL) pseudo-label '$(FIXTURES)/images/unlabeled/*' --root $(FIXTURES)/images/unlabeled \
-	  --model $(LABELER_CKPT) --out $(PSEUDO) --gt $(FIXTURES)/annotations/unlabeled_hidden_gt.json \
-	  $(if $(wildcard $(PSEUDO)),--resume,)
+	  --model $(LABELER_CKPT) --out $(PSEUDO) --gt $(HIDDEN_GT) \
+	  $(if $(E),--config pipelines/pseudo-labels-entities.yaml,) $(if $(wildcard $(PSEUDO)),--resume,)
 	@touch $@
 
-pseudo-labels: $(RUNS)/pseudo-labels/.done
+pseudo-labels: $(RUNS)/pseudo-labels$(E)/.done
 
 # Choose δ by looking: the labeler's predictions on the unlabeled split at
 # δ = 0 (all it outputs above its 0.05 inference threshold, so the slider can
@@ -89,16 +93,18 @@ view: build $(VIEW_PRED)
 TRAIN_FLAGS ?=
 .PHONY: labeler warmup finetune
 labeler: build | $(FIXTURES)/.done
-	$(CASL) train --stage labeler --out $(RUNS)/labeler --resume $(TRAIN_FLAGS)
+	$(CASL) train --stage labeler $(if $(E),--entities,) --out $(RUNS)/labeler$(E) --resume $(TRAIN_FLAGS)
 
-warmup: build $(RUNS)/pseudo-labels/.done
-	$(CASL) train --stage warmup --train $(PSEUDO) --out $(RUNS)/warmup --resume $(TRAIN_FLAGS)
+warmup: build $(RUNS)/pseudo-labels$(E)/.done
+	$(CASL) train --stage warmup $(if $(E),--entities,) --train $(PSEUDO) --out $(RUNS)/warmup$(E) --resume $(TRAIN_FLAGS)
 
-$(RUNS)/warmup/model/model.json:
+$(RUNS)/warmup$(E)/model/model.json:
 	$(MAKE) warmup
 
-finetune: build | $(RUNS)/warmup/model/model.json
-	$(CASL) train --stage finetune --init $(RUNS)/warmup/model --out $(RUNS)/finetune --resume $(TRAIN_FLAGS)
+# From an entity warmup (ENTITIES=1) exactly as from a box one: the finetune
+# model takes the parts it has and ignores the mask branch it lacks.
+finetune: build | $(RUNS)/warmup$(E)/model/model.json
+	$(CASL) train --stage finetune --init $(RUNS)/warmup$(E)/model --out $(RUNS)/finetune$(E) --resume $(TRAIN_FLAGS)
 
 bench: build
 	$(CASL) bench all

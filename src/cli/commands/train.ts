@@ -19,6 +19,7 @@ export const command: Command = {
   example: 'casl train --stage labeler --steps 2000 --out runs/labeler',
   options: {
     stage: { type: 'string', choices: STAGES, help: 'which stage: its defaults are pipelines/<stage>.yaml' },
+    entities: { type: 'boolean', help: 'labeler and warmup: things and stuff as class-agnostic masks with tiny-condinst (defaults pipelines/<stage>-entities.yaml)' },
     train: { type: 'string', help: 'training data: COCO JSON (labeler, finetune) or pseudo-label JSONL from casl filter (warmup)' },
     root: { type: 'string', help: 'folder of the training images (file_name is relative to it)' },
     val: { type: 'string', help: 'COCO JSON of the val split, for periodic evaluation ("" for none)' },
@@ -58,7 +59,10 @@ export const command: Command = {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}': casl train takes only options`);
     const stage = flags.stage as StageName | undefined;
     if (!stage && !ctx.configFile) throw new UsageError('choose a stage: --stage labeler|warmup|finetune');
-    const file = ctx.configFile ?? pipelineFile(stage!);
+    if (flags.entities && stage === 'finetune') {
+      throw new UsageError('--entities is for the labeler and warmup stages: finetune trains on class-specific ground truth; start it from an entity warmup with --init runs/warmup-entities/model');
+    }
+    const file = ctx.configFile ?? pipelineFile(flags.entities ? `${stage}-entities` : stage!);
     // An explicit --config was already merged under the flags by parseArgs.
     const opts: Options = ctx.configFile ? flags : { ...loadConfig(command, file), ...flags };
     const o = toTrainOptions(opts, file);
