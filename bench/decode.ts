@@ -231,6 +231,7 @@ export const benchmark: Benchmark = {
         speedup_c1_vs_pillow: vs(c1.perS, pil?.perS),
         speedup_c2_vs_pillow: vs(c2.perS, pil?.perS),
         decode_cpu_ms_per_image_c1: Number(c1.cpuMs.toFixed(2)),
+        decode_cpu_ms_per_image_c2: Number(c2.cpuMs.toFixed(2)),
         pillow_cpu_ms_per_image: pil ? Number(pil.cpuMs.toFixed(2)) : null,
         ingest_peak_rss_mb: Number(ingest.mb.toFixed(1)),
         node_bare_rss_mb: Number(bare.mb.toFixed(1)),
@@ -245,6 +246,7 @@ export const benchmark: Benchmark = {
           ['casl decode+letterbox, concurrency 2', Math.round(c2.perS), 'images/s', times(c2.perS, pil?.perS)],
           ['Pillow draft+bilinear+pad, 1 process', pil ? Math.round(pil.perS) : 'n/a', 'images/s', pil ? '' : `no ${PYTHON} with PIL and numpy`],
           ['casl CPU time per image, concurrency 1', Number(c1.cpuMs.toFixed(2)), 'ms', pil ? `Pillow: ${pil.cpuMs.toFixed(2)} ms` : ''],
+          ['casl CPU time per image, concurrency 2', Number(c2.cpuMs.toFixed(2)), 'ms', ''],
           [`casl ingest, ${nFiles} files, peak RSS`, Number(ingest.mb.toFixed(1)), 'MB', `bare node: ${bare.mb.toFixed(1)} MB`],
         ],
         notes: [
