@@ -6,6 +6,7 @@ import { useTestBackend, smallConfig } from './model-helpers.js';
 import { TINY_FCOS, modelConfig, levelSizes } from '../src/model/config.js';
 import { countParams, createDetector, disposeDetector, forward, disposeOutput } from '../src/model/detector.js';
 import { conv, groupNorm, up2 } from '../src/model/ops.js';
+import { predict } from '../src/model/predict.js';
 
 t.before(async () => {
   await useTestBackend();
@@ -38,8 +39,24 @@ t.test('forward gives the flattened outputs and the pyramid', async (t) => {
   t.same(o2.cls.shape, [1, 1364, 3]);
   t.same(levelSizes(cfg, 256), [32, 16, 8, 4, 2]);
   t.throws(() => forward(det, tf.zeros([1, 100, 100, 3]) as tf.Tensor4D), /multiple of 32/);
+  t.throws(() => forward(det, tf.zeros([1, 128, 64, 3]) as tf.Tensor4D), /must be square/);
   tf.dispose([x, big]);
   disposeOutput(o2);
+  disposeDetector(det);
+});
+
+t.test('forward and predict leave no tensors behind', async (t) => {
+  const det = createDetector(smallConfig());
+  const x = tf.randomUniform([2, 64, 64, 3], 0, 1, 'float32', 2) as tf.Tensor4D;
+  disposeOutput(forward(det, x));
+  await predict(det, x);
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) {
+    disposeOutput(forward(det, x, { features: true }));
+    await predict(det, x, [0, 1].map(() => ({ width: 640, height: 480, letterbox: { scale: 0.1, offsetX: 0, offsetY: 0 } })));
+  }
+  t.equal(tf.memory().numTensors, before);
+  x.dispose();
   disposeDetector(det);
 });
 

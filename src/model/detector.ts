@@ -72,7 +72,9 @@ export function disposeDetector(det: Detector): void {
 /** The whole network. Tensors returned are the caller's to dispose. */
 export function forward(det: Detector, x: tf.Tensor4D, opts: { features?: boolean } = {}): DetectorOutput {
   const cfg = det.config;
-  if (x.rank !== 4 || x.shape[3] !== 3) throw new Error(`detector input must be [B, S, S, 3], got [${x.shape}]`);
+  if (x.rank !== 4 || x.shape[3] !== 3 || x.shape[1] !== x.shape[2]) {
+    throw new Error(`detector input must be square, [B, S, S, 3], got [${x.shape}]: letterbox the images to S × S`);
+  }
   const deepest = cfg.strides[cfg.fpn.inputs - 1];
   if (x.shape[1] % deepest !== 0 || x.shape[2] % deepest !== 0) {
     throw new Error(`detector input side ${x.shape[1]}×${x.shape[2]} must be a multiple of ${deepest}: letterbox to the model's size`);
