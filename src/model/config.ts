@@ -112,15 +112,10 @@ export function architectureStrides(cfg: ModelConfig): number[] {
 /** Side of each level for an S×S input: a pad-1 stride-2 3×3 conv maps h → ceil(h/2). */
 export function levelSizes(cfg: ModelConfig, S = cfg.inputSize): number[] {
   const n = cfg.backbone.stageChannels.length;
-  const sizes: number[] = [];
-  let h = S;
   const stageSide: number[] = [];
-  h = Math.ceil(h / 2);
-  for (let i = 0; i < n; i++) {
-    h = Math.ceil(h / 2);
-    stageSide.push(h);
-  }
-  for (let i = n - cfg.fpn.inputs; i < n; i++) sizes.push(stageSide[i]);
+  let h = Math.ceil(S / 2); // the stem
+  for (let i = 0; i < n; i++) stageSide.push((h = Math.ceil(h / 2)));
+  const sizes = stageSide.slice(n - cfg.fpn.inputs);
   for (let e = 0; e < cfg.fpn.extraLevels; e++) sizes.push(Math.ceil(sizes[sizes.length - 1] / 2));
   return sizes;
 }
