@@ -13,7 +13,7 @@ import { GroundTruth, iou } from '../src/view/ground-truth.js';
 import { createViewServer, type Tile } from '../src/view/server.js';
 import { lexicalRefusal, resolveUnderRoot } from '../src/view/safe-path.js';
 import { Lru } from '../src/view/thumbnails.js';
-import { decodeRle, countsFromString } from '../src/view/static/rle.js';
+import { decodeRle, countsFromString, paintRle } from '../src/view/static/rle.js';
 import { EDGE_SCORES, expectedCounts, makeViewFixture, rng } from './view-fixture.js';
 import type { PredictionRecord } from '../src/records.js';
 import { decodeMask, encodeMask, rleFromString, rleToJson } from '../src/geometry/mask.js';
@@ -114,6 +114,35 @@ t.test('RLE: the browser decoder agrees with src/geometry/mask.ts (pycocotools p
     t.ok(Buffer.from(d.data).equals(Buffer.from(decodeMask(rleFromString(rle.counts as string, h, w)))));
   }
   t.same(Array.from(decodeRle({ size: [2, 2], counts: [1, 2, 1] }).data), [0, 1, 1, 0], 'uncompressed counts, column-major');
+  // paintRle: at the mask's own size it is decodeRle; smaller, a display pixel
+  // is painted when any of its source pixels is foreground; larger, each
+  // source pixel becomes a block.
+  const [h, w] = [37, 23];
+  const m = new Uint8Array(h * w);
+  for (let i = 0; i < m.length; i++) m[i] = r() < 0.2 ? 1 : 0;
+  const rle = rleToJson(encodeMask(m, h, w));
+  const paint = (W: number, H: number) => {
+    const out = new Uint8ClampedArray(W * H * 4);
+    paintRle(rle, out, W, H, [1, 2, 3, 200]);
+    return Array.from({ length: W * H }, (_, p) => (out[4 * p + 3] === 200 ? 1 : 0));
+  };
+  t.same(paint(w, h), Array.from(m), 'same size: the decoded mask');
+  const half = paint(12, 19);
+  const want = Array.from({ length: 12 * 19 }, (_, p) => {
+    const [X, Y] = [p % 12, Math.floor(p / 12)];
+    let any = 0;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const X0 = Math.floor((x * 12) / w);
+      const X1 = Math.max(X0 + 1, Math.floor(((x + 1) * 12) / w));
+      const Y0 = Math.floor((y * 19) / h);
+      const Y1 = Math.max(Y0 + 1, Math.floor(((y + 1) * 19) / h));
+      if (m[y * w + x] && X >= X0 && X < X1 && Y >= Y0 && Y < Y1) any = 1;
+    }
+    return any;
+  });
+  t.same(half, want, 'smaller: any foreground source pixel paints its display pixel');
+  const big = paint(3 * w, 3 * h);
+  t.ok(big.every((v, p) => v === m[Math.floor(Math.floor(p / (3 * w)) / 3) * w + Math.floor((p % (3 * w)) / 3)]), '3× larger: 3×3 blocks');
   t.throws(() => decodeRle({ size: [2, 2], counts: [1, 9] }), /overrun/);
 });
 

@@ -54,3 +54,52 @@ export function decodeRle(rle) {
   }
   return { height: h, width: w, data };
 }
+
+/**
+ * Paints an RLE mask into an RGBA buffer of another size (W × H), without
+ * decoding it at full size: each foreground run of a column becomes a
+ * rectangle of display pixels. A display pixel is painted when any source
+ * pixel mapping to it is foreground, so thin parts survive downscaling.
+ * @param {{size: [number, number], counts: string | number[]}} rle
+ * @param {Uint8ClampedArray} rgba  W × H × 4, row-major
+ * @param {number} W
+ * @param {number} H
+ * @param {[number, number, number, number]} color  r, g, b, alpha (0–255)
+ */
+export function paintRle(rle, rgba, W, H, color) {
+  const [h, w] = rle.size;
+  if (h === 0 || w === 0) return;
+  const counts = typeof rle.counts === 'string' ? countsFromString(rle.counts) : rle.counts;
+  const sx = W / w;
+  const sy = H / h;
+  const [r, g, b, a] = color;
+  let pos = 0;
+  for (let k = 0; k < counts.length; k++) {
+    const n = counts[k];
+    if (pos + n > h * w) throw new Error(`RLE counts overrun a ${h}×${w} mask at run ${k}`);
+    if (k % 2 === 1) {
+      // The run may span several columns: paint it column by column.
+      let q = pos;
+      const end = pos + n;
+      while (q < end) {
+        const x = Math.floor(q / h);
+        const y0 = q - x * h;
+        const y1 = Math.min(h, y0 + (end - q));
+        const X0 = Math.floor(x * sx);
+        const X1 = Math.min(W, Math.max(X0 + 1, Math.floor((x + 1) * sx)));
+        const Y0 = Math.floor(y0 * sy);
+        const Y1 = Math.min(H, Math.max(Math.floor((y1 - 1) * sy) + 1, Math.floor(y1 * sy)));
+        for (let Y = Y0; Y < Y1; Y++) {
+          for (let X = X0, p = 4 * (Y * W + X0); X < X1; X++, p += 4) {
+            rgba[p] = r;
+            rgba[p + 1] = g;
+            rgba[p + 2] = b;
+            rgba[p + 3] = a;
+          }
+        }
+        q += y1 - y0;
+      }
+    }
+    pos += n;
+  }
+}

@@ -4,14 +4,14 @@
 // index), filters, and an image view listing every instance's score.
 // State lives in the URL hash (#delta=0.5&filter=all&page=0), so a view can
 // be reloaded or shared.
-import { decodeRle } from './rle.js';
+import { paintRle } from './rle.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { delta: 0.5, filter: 'all', page: 0, pages: 1, items: [], info: null, detail: -1 };
-const masks = new WeakMap();
 let countsAbort = null;
 let pageAbort = null;
 let reloadTimer = 0;
+let redrawPending = false;
 
 const PALETTE = ['#ff3b30', '#34c759', '#0a84ff', '#ffd60a', '#bf5af2', '#ff9f0a', '#64d2ff', '#ff375f', '#30d158', '#5e5ce6'];
 const colorOf = (j) => PALETTE[j % PALETTE.length];
@@ -138,30 +138,7 @@ function updateCaption(tile, item) {
 // (IoU ≥ 0.5, greedy by score), so recall at any δ is a count made here.
 const recallAt = (item) => item.gtMatch.filter((s) => s !== null && s > state.delta).length / item.gtMatch.length;
 
-/** An instance's mask as a canvas of its own size, made once. */
-function maskCanvas(inst, color) {
-  let c = masks.get(inst);
-  if (c) return c;
-  const m = decodeRle(inst.segmentation);
-  c = document.createElement('canvas');
-  c.width = m.width;
-  c.height = m.height;
-  const ctx = c.getContext('2d');
-  const im = ctx.createImageData(m.width, m.height);
-  const r = parseInt(color.slice(1, 3), 16);
-  const g = parseInt(color.slice(3, 5), 16);
-  const bl = parseInt(color.slice(5, 7), 16);
-  for (let p = 0; p < m.data.length; p++) {
-    if (!m.data[p]) continue;
-    im.data[4 * p] = r;
-    im.data[4 * p + 1] = g;
-    im.data[4 * p + 2] = bl;
-    im.data[4 * p + 3] = 255;
-  }
-  ctx.putImageData(im, 0, 0);
-  masks.set(inst, c);
-  return c;
-}
+const rgbOf = (color) => [1, 3, 5].map((k) => parseInt(color.slice(k, k + 2), 16));
 
 /**
  * Draws `item`'s instances on `canvas`, sized to `img` as displayed. Boxes
@@ -181,6 +158,22 @@ function drawInstances(canvas, img, item, highlight = -1) {
   const sx = w / item.width;
   const sy = h / item.height;
   const showBelow = $('show-below').checked;
+  // Masks first, painted straight into one layer at the canvas' own
+  // resolution (no per-instance bitmaps: a page can hold thousands of masks).
+  if ($('show-masks').checked) {
+    const layer = ctx.createImageData(canvas.width, canvas.height);
+    const order = item.instances.map((_, j) => j).filter((j) => item.instances[j].segmentation && item.instances[j].score > state.delta);
+    // The highlighted one last, so it is on top.
+    order.sort((a, b) => (a === highlight) - (b === highlight));
+    for (const j of order) {
+      try {
+        paintRle(item.instances[j].segmentation, layer.data, canvas.width, canvas.height, [...rgbOf(colorOf(j)), j === highlight ? 160 : 100]);
+      } catch (e) {
+        console.warn(`mask of instance ${j} of ${item.file_name}: ${e.message}`);
+      }
+    }
+    if (order.length > 0) ctx.putImageData(layer, 0, 0);
+  }
   if ($('show-gt').checked && item.gt) {
     ctx.setLineDash([4, 3]);
     ctx.strokeStyle = '#ffffff';
@@ -191,15 +184,6 @@ function drawInstances(canvas, img, item, highlight = -1) {
     const kept = inst.score > state.delta;
     if (!kept && !showBelow && j !== highlight) return;
     const color = kept ? colorOf(j) : '#8e8e93';
-    if (kept && inst.segmentation && $('show-masks').checked) {
-      ctx.globalAlpha = j === highlight ? 0.6 : 0.4;
-      try {
-        ctx.drawImage(maskCanvas(inst, color), 0, 0, w, h);
-      } catch (e) {
-        console.warn(`mask of instance ${j} of ${item.file_name}: ${e.message}`);
-      }
-      ctx.globalAlpha = 1;
-    }
     ctx.setLineDash(kept ? [] : [3, 3]);
     ctx.strokeStyle = color;
     ctx.lineWidth = j === highlight ? 3 : 2;
@@ -272,8 +256,19 @@ function setDelta(d, { immediate = false } = {}) {
   state.delta = d;
   $('delta').value = String(d);
   if (document.activeElement !== $('delta-number')) $('delta-number').value = String(d);
-  redrawAll();
-  drawProfile();
+  for (const tile of $('grid').children) {
+    const item = state.items.find((it) => String(it.index) === tile.dataset.index);
+    if (item && !item.error) updateCaption(tile, item);
+  }
+  if (!redrawPending) {
+    redrawPending = true;
+    // Dragging fires input events faster than frames: draw once per frame.
+    requestAnimationFrame(() => {
+      redrawPending = false;
+      redrawAll();
+      drawProfile();
+    });
+  }
   loadCounts();
   // The order of these filters depends on δ: fetch the page again once the slider rests.
   if (state.filter !== 'all' && state.filter !== 'errors') {
