@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import _ from 'highland';
 import type { RgbImage } from '../augment/geometric.js';
 import type { PolicyName } from '../augment/policy.js';
+import { UsageError } from '../cli/command.js';
 import { type Checkpoint, initFromCheckpoint, loadOptimizerInto, loadWeightsInto, readCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import { modelConfig } from '../model/config.js';
 import { type Detector, createDetector, disposeDetector, forward } from '../model/detector.js';
@@ -27,7 +28,7 @@ import type { Part } from '../model/params.js';
 import { makePoints } from '../model/points.js';
 import { type ErrorRecord, isErrorRecord } from '../records.js';
 import type { OrError, Stream } from '../streams/stage.js';
-import { type EvalFigures, evaluateDetector, openValSet } from './evaluate.js';
+import { type EvalFigures, type ValSet, evaluateDetector, openValSet } from './evaluate.js';
 import { type TrainBatch, trainBatches } from './loader.js';
 import { type ScheduleConfig, learningRate } from './schedule.js';
 import { type TrainSource, openCocoSource, openPseudoSource } from './source.js';
@@ -235,7 +236,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       loadOptimizerInto(opt, ckpt);
       state = JSON.parse(readFileSync(path.join(last.dir, 'trainer.json'), 'utf8')) as TrainerState;
       if (state.seed !== o.seed || state.stage !== o.stage || state.totalSteps !== totalSteps) {
-        throw new Error(`--resume: ${last.dir} is from a run with stage ${state.stage}, seed ${state.seed}, ${state.totalSteps} steps; this run asks stage ${o.stage}, seed ${o.seed}, ${totalSteps} steps. Use the same settings, or another --out`);
+        throw new UsageError(`--resume: ${last.dir} is from a run with stage ${state.stage}, seed ${state.seed}, ${state.totalSteps} steps; this run asks stage ${o.stage}, seed ${o.seed}, ${totalSteps} steps. Use the same settings, or another --out`);
       }
       log(`resumed from ${last.dir} at step ${state.step} (sample ${state.nextSample})`);
     } else {
@@ -249,7 +250,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
         try {
           init = readCheckpoint(o.init);
         } catch (e) {
-          throw new Error(`--init ${o.init}: ${(e as Error).message}`);
+          throw new UsageError(`--init ${o.init}: ${(e as Error).message}`);
         }
         initFromCheckpoint(det, init, { take: o.initParts, classifier: o.classifierInit });
         log(`initialised ${o.initParts.join(', ')} from ${o.init} (classifier: ${o.initParts.includes('classifier') ? o.classifierInit : 'fresh'})`);
@@ -265,7 +266,14 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     closers.push(() => closeSync(metrics));
     const writeMetrics = (rec: object) => writeSync(metrics, JSON.stringify(rec) + '\n');
 
-    const val = o.val ? openValSet(o.val, o.valRoot, agnostic) : undefined;
+    let val: ValSet | undefined;
+    if (o.val) {
+      try {
+        val = openValSet(o.val, o.valRoot, agnostic);
+      } catch (e) {
+        throw new UsageError(`--val ${o.val}: ${(e as Error).message} (give a COCO JSON, or --val '' for no evaluation)`);
+      }
+    }
     const points = makePoints(cfg, o.size);
     const stopAt = Math.min(totalSteps, o.stopAt ?? totalSteps);
     const batches: Stream<OrError<TrainBatch>> = trainBatches(source, {
