@@ -7,7 +7,7 @@
 // Skipped, with the reason printed, where /usr/bin/chromium is absent.
 // CASL_VIEW_SCREENSHOT_FIXTURES=FILE keeps the screenshot.
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -126,7 +126,8 @@ async function run() {
     const without = await boxRed(await page.screenshot());
     await setDelta(0.3);
     const shot = await page.screenshot();
-    if (process.env.CASL_VIEW_SCREENSHOT_FIXTURES) writeFileSync(process.env.CASL_VIEW_SCREENSHOT_FIXTURES, shot);
+    // The format follows the file's extension (.png, .jpg).
+    if (process.env.CASL_VIEW_SCREENSHOT_FIXTURES) await sharp(shot).toFile(process.env.CASL_VIEW_SCREENSHOT_FIXTURES);
     const kept = expectedCounts(records, 0.3).instancesKept;
     const withBoxes = await boxRed(shot);
     if (kept > 0) t.ok(withBoxes - without > 100, `boxes drawn at δ = 0.3 (${kept} instances kept): ${withBoxes} box-red pixels, ${without} at δ = 1`);
