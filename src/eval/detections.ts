@@ -13,10 +13,10 @@
 
 import { openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import {
-  MaskError, rleFromBox, rleFromString, rleStats, rleStringStats, rleToBbox, segmentationToRle,
+  MaskError, rleFromBox, rleStats, rleToBbox, segmentationToRle,
   type Box, type RleMask, type Segmentation,
 } from '../geometry/mask.js';
-import { isErrorRecord, type Rle } from '../records.js';
+import { isErrorRecord } from '../records.js';
 import { readJsonl } from '../streams/jsonl.js';
 import type { OrError } from '../streams/stage.js';
 import { CocoEvaluator, type Detection, type EvalResult, type IouType } from './evaluator.js';
@@ -113,20 +113,14 @@ export class DetectionReader {
     return { cat, score, area, box: raw.bbox ?? box, mask, maskBox: box };
   }
 
-  /** The mask of a detection, checked against its image; a compressed RLE is decoded only if a pair needs its runs. */
+  /** The mask of a detection, checked against its image, with its area and box. */
   private mask(segm: Segmentation, rank: number, where: string): { mask: RleMask; area: number; box: Box } {
     const h = this.gt.heights[rank], w = this.gt.widths[rank];
     let mask: RleMask;
     let stats: { length: number; area: number; box: Box };
     try {
-      if (!Array.isArray(segm) && typeof segm?.counts === 'string' && Array.isArray(segm.size)) {
-        const rle = segm as Rle;
-        mask = new LazyRle(rle.size[0], rle.size[1], rle.counts as string);
-        stats = rleStringStats(rle.counts as string, mask.h, mask.w);
-      } else {
-        mask = segmentationToRle(segm, h, w);
-        stats = rleStats(mask);
-      }
+      mask = segmentationToRle(segm, h, w);
+      stats = rleStats(mask);
     } catch (e) {
       if (e instanceof MaskError) throw new DetectionError(`${where}: bad segmentation: ${e.message}`);
       throw e;
@@ -141,15 +135,6 @@ export class DetectionReader {
       throw new DetectionError(`${where}: mask counts cover ${stats.length} pixels but its size [${mask.h}, ${mask.w}] has ${mask.h * mask.w}; the RLE is corrupt`);
     }
     return { mask, area: stats.area, box: stats.box };
-  }
-}
-
-/** A compressed RLE whose runs are decoded on first use: most detections overlap no ground truth and never need them. */
-class LazyRle implements RleMask {
-  private decoded?: Uint32Array;
-  constructor(readonly h: number, readonly w: number, private readonly s: string) {}
-  get counts(): Uint32Array {
-    return (this.decoded ??= rleFromString(this.s, this.h, this.w).counts);
   }
 }
 

@@ -26,9 +26,9 @@ export interface Detection {
   area: number;
   /** [x, y, w, h]; used for bbox IoU. */
   box: ArrayLike<number>;
-  /** Used for segm IoU; `counts` may be decoded only when first read. */
+  /** Used for segm IoU. */
   mask?: RleMask;
-  /** The mask's box (rleToBbox), for the IoU prefilter without decoding the mask. */
+  /** The mask's box (rleToBbox), computed once with its area. */
   maskBox?: ArrayLike<number>;
 }
 

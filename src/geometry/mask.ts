@@ -106,8 +106,10 @@ export function rleToString(counts: Uint32Array): string {
   return s;
 }
 
-// Crossing points of rleFromPolygon, grown on demand.
-let polyScratch = new Uint32Array(1024);
+// rleFromPolygon's boundary points and column crossings, grown on demand.
+let boundaryU = new Int32Array(4096);
+let boundaryV = new Int32Array(4096);
+let polyScratch = new Uint32Array(4096);
 
 // Decoding scratch, grown on demand: one allocation per decoded RLE, not two.
 let scratch = new Uint32Array(1024);
@@ -145,15 +147,6 @@ function parseCounts(s: string): number {
 export function rleFromString(s: string, h: number, w: number): RleMask {
   const m = parseCounts(s); // may replace `scratch`: read it after
   return { h, w, counts: scratch.slice(0, m) };
-}
-
-/**
- * Pixel total, area and box of a compressed `counts` string without keeping
- * its counts, for a caller that needs the runs only of some masks.
- */
-export function rleStringStats(s: string, h: number, w: number): { length: number; area: number; box: Box } {
-  const m = parseCounts(s); // may replace `scratch`: read it after
-  return rleStats({ h, w, counts: scratch.subarray(0, m) });
 }
 
 /** The JSON form (compressed) of an RLE. */
@@ -195,36 +188,15 @@ export function rleFromPolygon(xy: ArrayLike<number>, h: number, w: number): Rle
   for (let j = 0; j < k; j++) y[j] = Math.trunc(scale * xy[j * 2 + 1] + 0.5);
   x[k] = x[0];
   y[k] = y[0];
-  // The C code first lists every point of the upsampled boundary, then keeps
-  // those where consecutive points change column; this walks the same
-  // sequence without storing it, comparing each point with the one before.
+  // Every point of the upsampled boundary, in the order the C code lists them.
   let m = 0;
-  let a = polyScratch;
-  let first = true;
-  let pu = 0, pv = 0;
-  const visit = (u: number, v: number) => {
-    if (first) {
-      first = false;
-    } else if (u !== pu) {
-      let xd = u < pu ? u : u - 1;
-      xd = (xd + 0.5) / scale - 0.5;
-      if (Math.floor(xd) === xd && xd >= 0 && xd <= w - 1) {
-        let yd = v < pv ? v : pv;
-        yd = (yd + 0.5) / scale - 0.5;
-        if (yd < 0) yd = 0;
-        else if (yd > h) yd = h;
-        yd = Math.ceil(yd);
-        if (m + 1 >= a.length) {
-          const grown = new Uint32Array(a.length * 2);
-          grown.set(a);
-          a = polyScratch = grown;
-        }
-        a[m++] = (xd * h + yd) >>> 0;
-      }
-    }
-    pu = u;
-    pv = v;
-  };
+  for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
+  if (boundaryU.length < m) {
+    boundaryU = new Int32Array(Math.max(m, 2 * boundaryU.length));
+    boundaryV = new Int32Array(boundaryU.length);
+  }
+  const u = boundaryU, v = boundaryV;
+  m = 0;
   for (let j = 0; j < k; j++) {
     let xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
     const dx = Math.abs(xe - xs), dy = Math.abs(ys - ye);
@@ -237,14 +209,35 @@ export function rleFromPolygon(xy: ArrayLike<number>, h: number, w: number): Rle
     if (dx >= dy) {
       for (let d = 0; d <= dx; d++) {
         const t = flip ? dx - d : d;
-        visit(t + xs, Math.trunc(ys + s * t + 0.5));
+        u[m] = t + xs;
+        v[m] = Math.trunc(ys + s * t + 0.5);
+        m++;
       }
     } else {
       for (let d = 0; d <= dy; d++) {
         const t = flip ? dy - d : d;
-        visit(Math.trunc(xs + s * t + 0.5), t + ys);
+        v[m] = t + ys;
+        u[m] = Math.trunc(xs + s * t + 0.5);
+        m++;
       }
     }
+  }
+  // Points where the boundary crosses a column centre, back on the pixel grid.
+  if (polyScratch.length < m + 1) polyScratch = new Uint32Array(Math.max(m + 1, 2 * polyScratch.length));
+  const a = polyScratch;
+  const n0 = m;
+  m = 0;
+  for (let j = 1; j < n0; j++) {
+    if (u[j] === u[j - 1]) continue;
+    let xd = u[j] < u[j - 1] ? u[j] : u[j] - 1;
+    xd = (xd + 0.5) / scale - 0.5;
+    if (Math.floor(xd) !== xd || xd < 0 || xd > w - 1) continue;
+    let yd = v[j] < v[j - 1] ? v[j] : v[j - 1];
+    yd = (yd + 0.5) / scale - 0.5;
+    if (yd < 0) yd = 0;
+    else if (yd > h) yd = h;
+    yd = Math.ceil(yd);
+    a[m++] = (xd * h + yd) >>> 0;
   }
   a[m++] = (h * w) >>> 0;
   const sorted = a.subarray(0, m).sort();
