@@ -78,6 +78,21 @@ t.test('the real wasm backend: named by CASL_BACKEND, threaded build on 2 thread
   let err = 0;
   for (let i = 0; i < onCpu.length; i++) err = Math.max(err, Math.abs(onWasm[i] - onCpu[i]));
   t.ok(err < 1e-4, `threaded conv2d agrees with cpu (max |Δ| ${err.toExponential(1)})`);
+  // casl's gradient kernels read and write the wasm heap from JS: check them on the threaded build's shared memory too.
+  const grads = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1))))([x, w]).map((g) => Float32Array.from(g.dataSync())));
+  const gWasm = grads();
+  await tf.setBackend('cpu');
+  const gCpu = grads();
+  await tf.setBackend('wasm');
+  for (const [i, name] of ['dx', 'dW'].entries()) {
+    let scale = 0, e = 0;
+    for (let j = 0; j < gCpu[i].length; j++) {
+      scale = Math.max(scale, Math.abs(gCpu[i][j]));
+      e = Math.max(e, Math.abs(gWasm[i][j] - gCpu[i][j]));
+    }
+    t.ok(e / scale < 1e-5, `threaded ${name} agrees with cpu (relative ${(e / scale).toExponential(1)})`);
+  }
   tf.dispose([x, w]);
 });
 
