@@ -14,7 +14,7 @@ import { modelConfig } from '../src/model/config.js';
 import { createDetector, disposeDetector, disposeOutput, forward } from '../src/model/detector.js';
 import { makePoints } from '../src/model/points.js';
 import { postprocess } from '../src/model/postprocess.js';
-import { maskToOriginal, predictMasks } from '../src/model/condinst/predict-masks.js';
+import { type MaskLogits, maskToOriginal, predictMasks, viewMask } from '../src/model/condinst/predict-masks.js';
 import { seededRandom } from '../src/model/params.js';
 import type { PredictionRecord } from '../src/records.js';
 import { isErrorRecord } from '../src/records.js';
@@ -36,26 +36,27 @@ function expectedBack(view: Uint8Array, V: number, a: { sx: number; tx: number; 
   return out;
 }
 
-t.test('a predicted view mask maps back through flip and scale to original pixels', async (t) => {
+t.test('mask logits: bilinear to S and the threshold as tfjs would, then back through flip and scale to original pixels', async (t) => {
   // 20×10 letterboxed to 34 (scale 1.7: no pixel centre lands on a view pixel edge), then mirrored.
   const W = 20, H = 10, V = 34;
+  const r = seededRandom(5);
+  const m: MaskLogits = { data: Float32Array.from({ length: 5 * 5 }, () => 4 * r() - 2), h: 5, w: 5, S: V, cut: 0 };
+  const view = viewMask(m);
+  const ref = tf.tidy(() => tf.greater(tf.image.resizeBilinear(tf.tensor4d(m.data, [1, 5, 5, 1]), [V, V], false, true), 0).dataSync());
+  t.same(Array.from(view), Array.from(ref, Number), 'the S × S mask is tfjs resizeBilinear (half-pixel centres) > cut');
   const tr = new AugmentTransform(GeometricTransform.letterbox(W, H, V).then(GeometricTransform.hflip(V, V)));
   t.same(tr.geometric.affine, { sx: -1.7, tx: 34, sy: 1.7, ty: 0 });
-  const view = new Uint8Array(V * V);
-  for (let v = 0; v < V; v++) for (let u = 0; u < V; u++) if ((u - 22) ** 2 + (v - 8) ** 2 < 40 || (u < 6 && v > 12)) view[v * V + u] = 1;
-  const rle = maskToOriginal(view, tr.inverse(), W, H);
+  const rle = maskToOriginal(m, tr.inverse(), W, H);
   t.same(rle.size, [H, W], 'COCO size is [h, w] of the original');
   t.type(rle.counts, 'string', 'compressed counts');
   const back = decodeMask(rleFromJson(rle));
   const want = expectedBack(view, V, tr.geometric.affine, W, H);
   t.same(Array.from(back), Array.from(want));
   t.ok(want.some((v) => v === 1) && want.some((v) => v === 0), 'the case has both inside and outside pixels');
-  // Mirrored: the disk centred right of the view's middle lands left in the original.
-  const left = want.slice(0, 10 * W).reduce((s, v, i) => s + (i % W < W / 2 ? v : 0), 0);
-  const right = want.reduce((s, v, i) => s + (i % W >= W / 2 ? v : 0), 0);
-  t.ok(left > right, 'the flip is undone');
-  // The letterbox padding (view rows below 17) is outside the original and never read.
-  t.throws(() => maskToOriginal(view, tr.inverse(), W + 1, H), /maps to 20×10/);
+  // Mirrored: original column x shows view column ⌊33.15 − 1.7x⌋.
+  const unflipped = expectedBack(view, V, { sx: 1.7, tx: 0, sy: 1.7, ty: 0 }, W, H);
+  t.not(Array.from(back).join(), Array.from(unflipped).join(), 'the flip is undone, not ignored');
+  t.throws(() => maskToOriginal(m, tr.inverse(), W + 1, H), /maps to 20×10/);
 });
 
 t.test('casl infer with tiny-condinst: every instance has RLE that decodes to its predicted mask', async (t) => {
@@ -99,7 +100,7 @@ t.test('casl infer with tiny-condinst: every instance has RLE that decodes to it
     t.ok(inst.segmentation, `instance ${i} has a segmentation`);
     t.same(inst.segmentation!.size, [H, W]);
     const got = decodeMask(rleFromJson(inst.segmentation!));
-    const want = expectedBack(masks[0][kept[i]], S, lb.affine, W, H);
+    const want = expectedBack(viewMask(masks[0][kept[i]]), S, lb.affine, W, H);
     const diff = got.reduce((s, v, k) => s + (v !== want[k] ? 1 : 0), 0);
     if (diff) t.fail(`instance ${i}: RLE differs from the predicted mask in ${diff} pixels of ${want.reduce((s, v) => s + v, 0)}; score ${inst.score}`);
     if (want.some((v) => v)) nonEmpty++;

@@ -30,7 +30,7 @@ import { GeometricTransform } from '../augment/geometric.js';
 import { AugmentTransform } from '../augment/transform.js';
 import { drawTransform, type PolicyName } from '../augment/policy.js';
 import { Rng, deriveSeed } from '../augment/rng.js';
-import { maskToOriginal, predictMasks } from '../model/condinst/predict-masks.js';
+import { type MaskLogits, maskToOriginal, predictMasks } from '../model/condinst/predict-masks.js';
 import { batch, errorFrom, orderedMap, unbatch, type OrError, type Stage } from '../streams/index.js';
 
 export interface InferOptions {
@@ -104,7 +104,7 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
       x.dispose();
     }
     let dets;
-    let masks: Uint8Array[][] | undefined;
+    let masks: MaskLogits[][] | undefined;
     try {
       dets = await postprocess(out, points, S, det.config.inference);
       if (det.config.mask) masks = await predictMasks(out, dets, points, S, det.config.mask);
