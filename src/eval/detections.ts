@@ -224,7 +224,9 @@ export interface EvaluateOptions {
 
 /** The whole of `casl eval`: load, match, accumulate, summarize. */
 export async function evaluateFiles(opts: EvaluateOptions): Promise<EvalReport> {
-  const gt = typeof opts.gt === 'string' ? readGroundTruth(opts.gt, { agnostic: opts.agnostic }) : opts.gt;
+  const gt = typeof opts.gt === 'string'
+    ? readGroundTruth(opts.gt, { agnostic: opts.agnostic, masks: opts.iouType === 'segm' })
+    : opts.gt;
   if (opts.dets === '-') return evaluateJsonl(gt, opts.stdin ?? process.stdin, opts.iouType, '<stdin>');
   let kind: 'json' | 'jsonl';
   try {

@@ -152,7 +152,8 @@ export class CocoEvaluator {
   private codes = new Uint32Array(MAX_DET * A);
   private outOfRange = new Uint8Array(MAX_DET);
   private maxIou = new Float64Array(MAX_DET);
-  private gtBuf = { crowd: new Uint8Array(64), gIg: new Uint8Array(64), perm: new Int32Array(64), gtm: new Uint8Array(64) };
+  private gtBuf = { crowd: new Uint8Array(64), gIg: new Uint8Array(64), perm: new Int32Array(64), gtm: new Uint8Array(64), boxes: new Float64Array(256) };
+  private dtBoxes = new Float64Array(MAX_DET * 4);
 
   constructor(readonly gt: GroundTruth, readonly iouType: IouType) {
     this.K = gt.categories.length;
@@ -172,41 +173,45 @@ export class CocoEvaluator {
     if (this.seen[rank]) throw new Error(`image ${this.gt.imageIds[rank]} was evaluated twice`);
     this.seen[rank] = 1;
     const gt = this.gt;
-    const byCatDt = new Map<number, number[]>();
-    dets.forEach((d, i) => {
-      if (d.cat < 0) return;
-      let l = byCatDt.get(d.cat);
-      if (!l) byCatDt.set(d.cat, (l = []));
-      l.push(i);
-    });
-    const byCatGt = new Map<number, number[]>();
-    for (let p = gt.annStart[rank]; p < gt.annStart[rank + 1]; p++) {
-      const j = gt.annOrder[p];
-      let l = byCatGt.get(gt.annCat[j]);
-      if (!l) byCatGt.set(gt.annCat[j], (l = []));
-      l.push(j);
+    // Detections by category, best score first; ties keep the input order (cocoeval's stable sort).
+    const order: number[] = [];
+    for (let i = 0; i < dets.length; i++) if (dets[i].cat >= 0) order.push(i);
+    order.sort((x, y) => dets[x].cat - dets[y].cat || dets[y].score - dets[x].score || x - y);
+    // Ground truths by category, in file order within one.
+    const gts: number[] = [];
+    for (let p = gt.annStart[rank]; p < gt.annStart[rank + 1]; p++) gts.push(gt.annOrder[p]);
+    gts.sort((x, y) => gt.annCat[x] - gt.annCat[y] || x - y);
+    let i = 0, g = 0;
+    while (i < order.length || g < gts.length) {
+      const k = Math.min(i < order.length ? dets[order[i]].cat : Infinity, g < gts.length ? gt.annCat[gts[g]] : Infinity);
+      let i1 = i;
+      while (i1 < order.length && dets[order[i1]].cat === k) i1++;
+      let g1 = g;
+      while (g1 < gts.length && gt.annCat[gts[g1]] === k) g1++;
+      this.evaluateImageCategory(rank, k, gts, g, g1 - g, dets, order, i, Math.min(i1 - i, MAX_DET));
+      i = i1;
+      g = g1;
     }
-    const none: number[] = [];
-    for (const [k, gts] of byCatGt) this.evaluateImageCategory(rank, k, gts, (byCatDt.get(k) ?? none).map((i) => dets[i]));
-    for (const [k, ds] of byCatDt) if (!byCatGt.has(k)) this.evaluateImageCategory(rank, k, none, ds.map((i) => dets[i]));
   }
 
-  /** evaluateImg() for one (image, category), every area range at once. */
-  private evaluateImageCategory(rank: number, k: number, gts: number[], dtsIn: Detection[]): void {
+  /**
+   * evaluateImg() for one (image, category), every area range at once: the
+   * ground truths gts[g0 .. g0 + G), the detections dets[order[d0 .. d0 + D)]
+   * (best first, already cut to maxDets[-1]).
+   */
+  private evaluateImageCategory(
+    rank: number, k: number, gts: number[], g0: number, G: number, dets: Detection[], order: number[], d0: number, D: number,
+  ): void {
     const gt = this.gt;
-    // Stable sort by descending score (Array.prototype.sort is stable), cut to maxDets[-1].
-    const dts = dtsIn.slice().sort((a, b) => b.score - a.score).slice(0, MAX_DET);
-    const D = dts.length;
-    const G = gts.length;
     if (this.ious.length < D * G) this.ious = new Float64Array(Math.max(D * G, 2 * this.ious.length));
     if (this.gtBuf.crowd.length < G) {
       const n = Math.max(G, 2 * this.gtBuf.crowd.length);
-      this.gtBuf = { crowd: new Uint8Array(n), gIg: new Uint8Array(n), perm: new Int32Array(n), gtm: new Uint8Array(n) };
+      this.gtBuf = { crowd: new Uint8Array(n), gIg: new Uint8Array(n), perm: new Int32Array(n), gtm: new Uint8Array(n), boxes: new Float64Array(4 * n) };
     }
-    const ious = this.ious.subarray(0, D * G);
+    const ious = this.ious;
     const { crowd, gIg, perm, gtm } = this.gtBuf;
-    for (let g = 0; g < G; g++) crowd[g] = gt.annCrowd[gts[g]];
-    if (D > 0 && G > 0) this.computeIou(rank, gts, dts, crowd.subarray(0, G), ious);
+    for (let g = 0; g < G; g++) crowd[g] = gt.annCrowd[gts[g0 + g]];
+    if (D > 0 && G > 0) this.computeIou(rank, gts, g0, G, dets, order, d0, D, ious);
 
     const codes = this.codes;
     codes.fill(0, 0, D * A);
@@ -221,7 +226,7 @@ export class CocoEvaluator {
       const [lo, hi] = AREA_RNG[a];
       let nIg = 0;
       for (let g = 0; g < G; g++) {
-        const area = gt.annArea[gts[g]];
+        const area = gt.annArea[gts[g0 + g]];
         gIg[g] = crowd[g] || area < lo || area > hi ? 1 : 0;
         nIg += gIg[g];
       }
@@ -230,7 +235,10 @@ export class CocoEvaluator {
       let p = 0;
       for (let g = 0; g < G; g++) if (!gIg[g]) perm[p++] = g;
       for (let g = 0; g < G; g++) if (gIg[g]) perm[p++] = g;
-      for (let d = 0; d < D; d++) outOfRange[d] = dts[d].area < lo || dts[d].area > hi ? 1 : 0;
+      for (let d = 0; d < D; d++) {
+        const area = dets[order[d0 + d]].area;
+        outOfRange[d] = area < lo || area > hi ? 1 : 0;
+      }
       if (G === 0) {
         // Nothing to match: false positives, or ignored outside the area range, at every threshold.
         for (let d = 0; d < D; d++) codes[d * A + a] = outOfRange[d] ? IGN_EVERY_T : 0;
@@ -264,7 +272,7 @@ export class CocoEvaluator {
           } else {
             gtm[m] = 1;
             // cocoeval records the gt's id and tests it for nonzero: a gt with id 0 counts as unmatched.
-            const matched = gt.annId[gts[m]] !== 0;
+            const matched = gt.annId[gts[g0 + m]] !== 0;
             code = gIg[m] || (!matched && outOfRange[d]) ? IGN : matched ? TP : FP;
           }
           codes[d * A + a] |= code << (2 * t);
@@ -272,27 +280,32 @@ export class CocoEvaluator {
       }
     }
     const store = this.stores[k];
-    for (let d = 0; d < D; d++) store.push(dts[d].score, rank * RANK_SLOTS + d, codes, d);
+    for (let d = 0; d < D; d++) store.push(dets[order[d0 + d]].score, rank * RANK_SLOTS + d, codes, d);
     this.detections += D;
   }
 
-  private computeIou(rank: number, gts: number[], dts: Detection[], crowd: Uint8Array, ious: Float64Array): void {
+  private computeIou(
+    rank: number, gts: number[], g0: number, G: number, dets: Detection[], order: number[], d0: number, D: number, ious: Float64Array,
+  ): void {
     const gt = this.gt;
+    const crowd = this.gtBuf.crowd;
     if (this.iouType === 'bbox') {
-      const db = new Float64Array(dts.length * 4);
-      dts.forEach((d, i) => db.set(d.box, i * 4));
-      const gb = new Float64Array(gts.length * 4);
-      gts.forEach((j, i) => {
+      const db = this.dtBoxes, gb = this.gtBuf.boxes;
+      for (let d = 0; d < D; d++) db.set(dets[order[d0 + d]].box, d * 4);
+      for (let g = 0; g < G; g++) {
+        const j = gts[g0 + g];
         if (Number.isNaN(gt.annBox[j * 4])) {
           throw new MaskError(`${gt.source}: annotations[${gt.annFileIndex[j]}] (id ${gt.annId[j]}) has no "bbox"; bbox evaluation needs one on every annotation`);
         }
-        gb.set(gt.annBox.subarray(j * 4, j * 4 + 4), i * 4);
-      });
-      boxIou(db, gb, crowd, ious);
+        for (let c = 0; c < 4; c++) gb[g * 4 + c] = gt.annBox[j * 4 + c];
+      }
+      boxIou(db, gb, crowd, ious, D, G);
       return;
     }
     const h = gt.heights[rank], w = gt.widths[rank];
-    const gm = gts.map((j) => {
+    const gm: RleMask[] = [];
+    for (let g = 0; g < G; g++) {
+      const j = gts[g0 + g];
       const segm = gt.segmentation(j);
       const where = `${gt.source}: annotations[${gt.annFileIndex[j]}] (id ${gt.annId[j]})`;
       if (segm === undefined) throw new MaskError(`${where} has no "segmentation"; segm evaluation needs one on every annotation`);
@@ -300,14 +313,19 @@ export class CocoEvaluator {
         throw new MaskError(`${where} is a polygon but image ${gt.imageIds[rank]} has no height/width to rasterise it on`);
       }
       try {
-        return segmentationToRle(segm, h, w);
+        gm.push(segmentationToRle(segm, h, w));
       } catch (e) {
         throw new MaskError(`${where}: ${(e as Error).message}`);
       }
-    });
-    const db = new Float64Array(dts.length * 4);
-    dts.forEach((d, i) => db.set(d.maskBox!, i * 4));
-    maskIou(dts.map((d) => d.mask!), db, gm, rleBoxes(gm), crowd, ious);
+    }
+    const db = this.dtBoxes;
+    const dm: RleMask[] = [];
+    for (let d = 0; d < D; d++) {
+      const det = dets[order[d0 + d]];
+      db.set(det.maskBox!, d * 4);
+      dm.push(det.mask!);
+    }
+    maskIou(dm, db, gm, rleBoxes(gm), crowd, ious);
   }
 
   /** Images of the ground truth that received no detections count with their misses. */
@@ -348,7 +366,9 @@ export class CocoEvaluator {
         for (let m = 0; m < M; m++) {
           for (let t = 0; t < T; t++) {
             recall[rIdx(t, k, a, m)] = precisionAt(cut[m], cutLength[m], 2 * t, npig, q);
-            for (let j = 0; j < R; j++) precision[pIdx(t, j, k, a, m)] = q[j];
+            // precision[t][r][k][a][m] for r = 0.. steps by K * A * M.
+            const base = pIdx(t, 0, k, a, m), step = K * A * M;
+            for (let j = 0; j < R; j++) precision[base + j * step] = q[j];
           }
         }
       }

@@ -120,7 +120,7 @@ class GroundTruthBuilder {
   /** Segmentations that are not a list of numeric polygons (RLE, or malformed), by annotation. */
   private otherSegm: Map<number, unknown> = new Map();
 
-  constructor(readonly source: string, readonly agnostic: boolean) {
+  constructor(readonly source: string, readonly agnostic: boolean, readonly masks: boolean) {
     this.partStart.push(0);
   }
 
@@ -152,7 +152,7 @@ class GroundTruthBuilder {
     for (let k = 0; k < 4; k++) this.annBox.push(goodBox ? (b as number[])[k] : NaN);
     if (b !== undefined && !goodBox) this.annBadBox.set(i, b);
     this.partFirst.push(this.partStart.n - 1);
-    const s = a.segmentation;
+    const s = this.masks ? a.segmentation : undefined;
     if (Array.isArray(s) && s.every((p) => Array.isArray(p) && p.every((v) => typeof v === 'number' && Number.isFinite(v)))) {
       for (const poly of s as number[][]) {
         for (const v of poly) this.coords.push(v);
@@ -248,7 +248,14 @@ class GroundTruthBuilder {
 }
 
 /** Indexes a COCO ground truth already parsed. */
-export function indexGroundTruth(json: unknown, source: string, opts: { agnostic?: boolean } = {}): GroundTruth {
+export interface GroundTruthOptions {
+  /** Map every category to one ("object"). */
+  agnostic?: boolean;
+  /** Keep segmentations (needed for segm IoU only); default true. */
+  masks?: boolean;
+}
+
+export function indexGroundTruth(json: unknown, source: string, opts: GroundTruthOptions = {}): GroundTruth {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new GroundTruthError(`${source}: a COCO ground-truth file is an object with "images", "annotations", "categories"`);
   }
@@ -256,7 +263,7 @@ export function indexGroundTruth(json: unknown, source: string, opts: { agnostic
   for (const key of ['images', 'annotations', 'categories']) {
     if (!Array.isArray(coco[key])) throw new GroundTruthError(`${source}: "${key}" must be an array`);
   }
-  const b = new GroundTruthBuilder(source, opts.agnostic ?? false);
+  const b = new GroundTruthBuilder(source, opts.agnostic ?? false, opts.masks ?? true);
   (coco.images as unknown[]).forEach((x, i) => b.addImage(x, i));
   (coco.categories as unknown[]).forEach((x, i) => b.addCategory(x, i));
   (coco.annotations as RawAnnotation[]).forEach((x, i) => b.addAnnotation(x, i));
@@ -264,8 +271,8 @@ export function indexGroundTruth(json: unknown, source: string, opts: { agnostic
 }
 
 /** Reads and indexes a COCO ground-truth file, one element at a time. */
-export function readGroundTruth(file: string, opts: { agnostic?: boolean } = {}): GroundTruth {
-  const b = new GroundTruthBuilder(file, opts.agnostic ?? false);
+export function readGroundTruth(file: string, opts: GroundTruthOptions = {}): GroundTruth {
+  const b = new GroundTruthBuilder(file, opts.agnostic ?? false, opts.masks ?? true);
   const seen = new Set<string>();
   scanCocoFile(file, (key, element, i) => {
     seen.add(key);

@@ -380,10 +380,12 @@ export function segmentationToRle(segm: Segmentation, h: number, w: number): Rle
 
 /**
  * IoU of boxes [x, y, w, h] (bbIou): no +1, and for a crowd box the union is
- * the detection's own area. Writes o[d * nG + g] for dt d, gt g.
+ * the detection's own area. Writes o[d * nG + g] for dt d, gt g; nD, nG
+ * default to the arrays' lengths (callers with reused buffers pass them).
  */
-export function boxIou(dt: Float64Array, gt: Float64Array, iscrowd: Uint8Array, o: Float64Array): Float64Array {
-  const nD = dt.length >> 2, nG = gt.length >> 2;
+export function boxIou(
+  dt: Float64Array, gt: Float64Array, iscrowd: Uint8Array, o: Float64Array, nD = dt.length >> 2, nG = gt.length >> 2,
+): Float64Array {
   for (let g = 0; g < nG; g++) {
     const gx = gt[g * 4], gy = gt[g * 4 + 1], gw = gt[g * 4 + 2], gh = gt[g * 4 + 3];
     const ga = gw * gh;
@@ -458,7 +460,7 @@ export function rleBoxes(rles: RleMask[]): Float64Array {
 export function maskIou(
   dt: RleMask[], dtBoxes: Float64Array, gt: RleMask[], gtBoxes: Float64Array, iscrowd: Uint8Array, o: Float64Array,
 ): Float64Array {
-  boxIou(dtBoxes, gtBoxes, iscrowd, o);
+  boxIou(dtBoxes, gtBoxes, iscrowd, o, dt.length, gt.length);
   const nG = gt.length;
   for (let d = 0; d < dt.length; d++) {
     for (let g = 0; g < nG; g++) {
