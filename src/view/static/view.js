@@ -51,8 +51,9 @@ async function loadCounts() {
     $('count-errors').textContent = c.errors;
     // Lets a reader (and the tests) know which δ the numbers are for.
     $('counts').dataset.delta = String(c.delta);
+    $('status').textContent = '';
   } catch (e) {
-    if (e.name !== 'AbortError') $('counts').textContent = `counts failed: ${e.message}`;
+    if (e.name !== 'AbortError') $('status').textContent = `counts failed: ${e.message}`;
   }
 }
 
@@ -106,8 +107,10 @@ function renderGrid() {
       drawTile(tile, item);
     });
     img.addEventListener('error', () => {
+      // The server's reason is in its response; the record itself is fine.
+      item.error = `cannot load the image of ${item.file_name}`;
       tile.classList.add('error');
-      caption.textContent = `cannot load image: ${item.file_name}`;
+      caption.textContent = item.error;
     });
     img.src = item.thumb;
     stage.append(img, canvas);
@@ -349,6 +352,9 @@ function closeDetail() {
 
 async function main() {
   readHash();
+  // The first page does not wait for /api/info (one round trip less before
+  // thumbnails start), except for the recall filter, which needs --gt.
+  const first = state.filter === 'recall' ? null : Promise.all([loadCounts(), loadPage()]);
   state.info = await getJson('/api/info');
   $('file').textContent = `${state.info.file} · ${state.info.records} records`;
   const meta = state.info.meta;
@@ -391,7 +397,7 @@ async function main() {
   });
   window.addEventListener('resize', redrawAll);
   drawProfile();
-  await Promise.all([loadCounts(), loadPage()]);
+  await (first ?? Promise.all([loadCounts(), loadPage()]));
 }
 
 main().catch((e) => {
