@@ -12,11 +12,11 @@ import { once } from 'node:events';
 import sharp from 'sharp';
 import type { Benchmark } from './benchmark.js';
 import { PROJECT_ROOT } from '../src/cli/options.js';
+import { CHROMIUM, gridDrawn, launchChromium } from '../src/view/headless.js';
 import { encodeMask, rleToJson } from '../src/geometry/mask.js';
 import { Rng } from '../src/augment/rng.js';
 import type { Instance } from '../src/records.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const W = 320;
 const H = 240;
 
@@ -122,29 +122,21 @@ export const benchmark: Benchmark = {
         let browserFirstPageS: number | null = null;
         const browserPages = opts.quick ? 1 : 8;
         if (existsSync(CHROMIUM)) {
-          const { chromium } = await import('playwright-core');
-          const profile = mkdtempSync(path.join(dir, 'chromium-'));
-          const ctx = await chromium.launchPersistentContext(profile, {
-            executablePath: CHROMIUM, headless: true, viewport: { width: 1400, height: 1000 },
-            args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-          });
+          const { page, close } = await launchChromium();
           try {
-            const page = ctx.pages()[0] ?? (await ctx.newPage());
             const s = performance.now();
             await page.goto(`${url}/#delta=0.5`);
-            await page.waitForFunction(() => {
-              const tiles = document.querySelectorAll('.tile');
-              return tiles.length > 0 && document.querySelectorAll('.tile[data-loaded]').length === tiles.length;
-            }, undefined, { timeout: 60_000, polling: 10 });
+            await gridDrawn(page);
             browserFirstPageS = (performance.now() - s) / 1000;
             opts.log(`first page rendered in chromium in ${browserFirstPageS.toFixed(3)} s`);
             // Page on in the browser too: next, next, ... each fully drawn.
             for (let k = 0; k < browserPages; k++) {
               await page.click('#next');
-              await page.waitForFunction((p) => location.hash.includes(`page=${p}`) && document.querySelectorAll('.tile[data-loaded]').length === document.querySelectorAll('.tile').length, k + 1, { polling: 10 });
+              await page.waitForFunction((p) => location.hash.includes(`page=${p}`), k + 1, { polling: 10 });
+              await gridDrawn(page);
             }
           } finally {
-            await ctx.close();
+            await close();
           }
         }
 

@@ -1,19 +1,16 @@
 // `casl view` in Debian's chromium, headless, driven by playwright-core: the
 // grid renders with boxes drawn, the δ slider's counts equal what `casl
-// filter` reports for the same δ, a traversal attempt gets 403/404 and the refused records show as
-// errors. Skipped, with the reason printed, where /usr/bin/chromium is absent.
-// CASL_VIEW_SCREENSHOT=FILE keeps the screenshot (the README's comes from it).
+// filter` reports for the same δ, a traversal attempt gets 403/404 and the
+// refused records show as errors. Skipped, with the reason printed, where
+// /usr/bin/chromium is absent. CASL_VIEW_SCREENSHOT=FILE keeps the
+// screenshot (the README's first comes from it).
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import sharp from 'sharp';
-import { chromium, type Page } from 'playwright-core';
-import { PROJECT, expectedCounts, makeViewFixture, startView } from './view-fixture.js';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { CHROMIUM, launchChromium, setDelta } from '../src/view/headless.js';
+import { colourPixels, expectedCounts, filterCounts, makeViewFixture, shownCounts, startView } from './view-fixture.js';
 
 if (!existsSync(CHROMIUM)) {
   t.comment(`skipping the browser tests: ${CHROMIUM} is absent (apt-get install chromium; .ci/run does it)`);
@@ -22,52 +19,14 @@ if (!existsSync(CHROMIUM)) {
   await run();
 }
 
-/** What `casl filter --delta δ` reports for the JSONL (its --summary JSON). */
-function filterCounts(dir: string, jsonl: string, delta: number) {
-  const summary = path.join(dir, `filter-${delta}.json`);
-  const r = spawnSync(process.execPath, [path.join(PROJECT, 'bin/casl.js'), 'filter', jsonl, '--delta', String(delta), '--quiet',
-    '--summary', summary, '--errors', path.join(dir, `filter-${delta}.errors.jsonl`)], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  // It exits 1 when the input had bad lines (this one has two) and still writes its summary.
-  if ((r.status !== 0 && r.status !== 1) || !existsSync(summary)) throw new Error(`casl filter exited ${r.status} without a summary:\n${r.stderr}`);
-  const j = JSON.parse(readFileSync(summary, 'utf8')) as Record<string, number>;
-  return { images: j.images_in, imagesKept: j.images_out, imagesDropped: j.images_dropped_empty, instancesKept: j.instances_out };
-}
-
-/** Pixels of the screenshot within `tol` of the colour: how much of a box colour is on screen. */
-async function colourPixels(png: Buffer, [r, g, b]: number[], tol = 40): Promise<number> {
-  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  let n = 0;
-  for (let i = 0; i < info.width * info.height * 3; i += 3) {
-    if (Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) < tol) n += 1;
-  }
-  return n;
-}
-
-async function setDelta(page: Page, delta: number) {
-  await page.evaluate((d) => {
-    const el = document.getElementById('delta') as HTMLInputElement;
-    el.value = String(d);
-    el.dispatchEvent(new Event('input', { bubbles: true }));
-  }, delta);
-  await page.waitForSelector(`#counts[data-delta="${delta}"]`);
-}
-
 async function run() {
   const fx = await makeViewFixture(14);
   const server = await startView([fx.jsonl, '--root', fx.root, '--gt', fx.gt]);
-  const profile = mkdtempSync(path.join(tmpdir(), 'casl-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1400, height: 1000 },
-  });
+  const { page, close } = await launchChromium();
   t.teardown(async () => {
-    await context.close();
+    await close();
     await server.stop();
   });
-  const page = context.pages()[0] ?? (await context.newPage());
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
   // Console errors include Content-Security-Policy violations. The 403s and
@@ -96,12 +55,7 @@ async function run() {
   await t.test('the slider: counts equal the δ filter at 0.3, 0.5, 0.7 and tiles redraw', async (t) => {
     for (const delta of [0.3, 0.5, 0.7]) {
       await setDelta(page, delta);
-      const shown = await page.evaluate(() => ({
-        imagesKept: Number(document.getElementById('count-images-kept')!.textContent),
-        images: Number(document.getElementById('count-images')!.textContent),
-        imagesDropped: Number(document.getElementById('count-dropped')!.textContent),
-        instancesKept: Number(document.getElementById('count-instances-kept')!.textContent),
-      }));
+      const shown = await page.evaluate(shownCounts);
       const want = filterCounts(fx.dir, fx.jsonl, delta);
       t.same(shown, want, `δ = ${delta}: page = casl filter`);
       t.same(want, expectedCounts(fx.records, delta), `δ = ${delta}: casl filter = the strict rule`);

@@ -1,12 +1,12 @@
 // Test data for the viewer, made on the spot: a few images drawn by sharp, a
 // prediction JSONL over them (boxes, RLE masks, scores exactly at the δs the
 // tests use, an error record, a broken line, names escaping the root) and a
-// COCO ground truth. Also the pieces the tests share: the strict δ rule and
-// starting `casl view`.
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+// COCO ground truth. Also the pieces the tests share: the strict δ rule,
+// `casl filter`'s counts, starting `casl view`, counting a colour on screen.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import sharp from 'sharp';
 import type { Instance, PredictionRecord } from '../src/records.js';
 import { encodeMask, rleToJson } from '../src/geometry/mask.js';
@@ -159,3 +159,32 @@ export function startView(args: string[]): Promise<Running> {
     });
   });
 }
+
+/** What `casl filter --delta δ` reports for the JSONL (its --summary JSON), in the viewer's names. */
+export function filterCounts(dir: string, jsonl: string, delta: number) {
+  const summary = path.join(dir, `filter-${delta}.json`);
+  const r = spawnSync(process.execPath, [path.join(PROJECT, 'bin/casl.js'), 'filter', jsonl, '--delta', String(delta), '--quiet',
+    '--summary', summary, '--errors', path.join(dir, `filter-${delta}.errors.jsonl`)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  // It exits 1 when the input had bad lines and still writes its summary.
+  if ((r.status !== 0 && r.status !== 1) || !existsSync(summary)) throw new Error(`casl filter exited ${r.status} without a summary:\n${r.stderr}`);
+  const j = JSON.parse(readFileSync(summary, 'utf8')) as Record<string, number>;
+  return { images: j.images_in, imagesKept: j.images_out, imagesDropped: j.images_dropped_empty, instancesKept: j.instances_out };
+}
+
+/** Pixels of a screenshot within `tol` (L1 over r, g, b) of a colour: how much of a box colour is on screen. */
+export async function colourPixels(png: Buffer, [r, g, b]: number[], tol = 40): Promise<number> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  let n = 0;
+  for (let i = 0; i < info.width * info.height * 3; i += 3) {
+    if (Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) < tol) n += 1;
+  }
+  return n;
+}
+
+/** The viewer's counts as the page shows them (run in the page: `page.evaluate(shownCounts)`). */
+export const shownCounts = () => ({
+  images: Number(document.getElementById('count-images')!.textContent),
+  imagesKept: Number(document.getElementById('count-images-kept')!.textContent),
+  imagesDropped: Number(document.getElementById('count-dropped')!.textContent),
+  instancesKept: Number(document.getElementById('count-instances-kept')!.textContent),
+});

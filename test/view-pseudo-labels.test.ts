@@ -12,11 +12,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
-import { chromium } from 'playwright-core';
+import { CHROMIUM, launchChromium, setDelta } from '../src/view/headless.js';
 import type { PredictionRecord } from '../src/records.js';
-import { PROJECT, expectedCounts, startView } from './view-fixture.js';
+import { PROJECT, colourPixels, expectedCounts, filterCounts, shownCounts, startView } from './view-fixture.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const CASL = path.join(PROJECT, 'bin', 'casl.js');
 const SAMPLE = path.join(PROJECT, 'fixtures', 'sample');
 const UNLABELED = path.join(SAMPLE, 'images', 'unlabeled');
@@ -71,65 +70,32 @@ async function run() {
   // and its teardown would close the browser under the rest.
   await t.test('casl view on them in chromium: counts equal casl filter, boxes on screen', async (t) => {
     const server = await startView([pred, '--root', UNLABELED, '--gt', path.join(SAMPLE, 'annotations', 'unlabeled_hidden_gt.json')]);
-    const context = await chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'casl-chromium-')), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1400, height: 1000 },
-    });
+    const { page, close } = await launchChromium();
     t.teardown(async () => {
-      await context.close();
+      await close();
       await server.stop();
     });
-    const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(`${server.url}/#delta=0.3`);
     await page.waitForFunction((n) => document.querySelectorAll('.tile[data-loaded]').length === n, records.length, { timeout: 60_000 });
     t.equal(await page.locator('.tile.error').count(), 0, 'every pseudo-labelled image is served');
 
     for (const delta of [0.3, 0.5, 0.7]) {
-      await page.evaluate((d) => {
-        const el = document.getElementById('delta') as HTMLInputElement;
-        el.value = String(d);
-        el.dispatchEvent(new Event('input', { bubbles: true }));
-      }, delta);
-      await page.waitForSelector(`#counts[data-delta="${delta}"]`);
-      const shown = await page.evaluate(() => Object.fromEntries(
-        ['count-images', 'count-images-kept', 'count-dropped', 'count-instances-kept'].map((id) => [id, Number(document.getElementById(id)!.textContent)])));
-      const summary = path.join(work, `filter-${delta}.json`);
-      const f = casl(['filter', pred, '--delta', String(delta), '--quiet', '--summary', summary]);
-      t.equal(f.status, 0, 'casl filter ran');
-      const j = JSON.parse(readFileSync(summary, 'utf8')) as Record<string, number>;
-      t.same(shown, {
-        'count-images': j.images_in, 'count-images-kept': j.images_out, 'count-dropped': j.images_dropped_empty, 'count-instances-kept': j.instances_out,
-      }, `δ = ${delta}: the page shows casl filter's counts`);
-      t.equal(j.instances_out, expectedCounts(records, delta).instancesKept);
+      await setDelta(page, delta);
+      const want = filterCounts(work, pred, delta);
+      t.same(await page.evaluate(shownCounts), want, `δ = ${delta}: the page shows casl filter's counts`);
+      t.equal(want.instancesKept, expectedCounts(records, delta).instancesKept);
     }
 
     // Boxes on images: the first instances' colour (#ff3b30) on screen at δ = 0.3,
     // less the same colour at δ = 1 (no box), since scenes may hold reds of their own.
-    const setDelta = async (d: number) => {
-      await page.evaluate((v) => {
-        const el = document.getElementById('delta-number') as HTMLInputElement;
-        el.value = String(v);
-        el.dispatchEvent(new Event('change', { bubbles: true }));
-      }, d);
-      await page.waitForSelector(`#counts[data-delta="${d}"]`);
-    };
-    const boxRed = async (png: Buffer) => {
-      const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-      let n = 0;
-      for (let i = 0; i < info.width * info.height * 3; i += 3) if (Math.abs(data[i] - 255) + Math.abs(data[i + 1] - 59) + Math.abs(data[i + 2] - 48) < 40) n += 1;
-      return n;
-    };
-    await setDelta(1);
-    const without = await boxRed(await page.screenshot());
-    await setDelta(0.3);
+    await setDelta(page, 1);
+    const without = await colourPixels(await page.screenshot(), [255, 59, 48]);
+    await setDelta(page, 0.3);
     const shot = await page.screenshot();
     // The format follows the file's extension (.png, .jpg).
     if (process.env.CASL_VIEW_SCREENSHOT_FIXTURES) await sharp(shot).toFile(process.env.CASL_VIEW_SCREENSHOT_FIXTURES);
     const kept = expectedCounts(records, 0.3).instancesKept;
-    const withBoxes = await boxRed(shot);
+    const withBoxes = await colourPixels(shot, [255, 59, 48]);
     if (kept > 0) t.ok(withBoxes - without > 100, `boxes drawn at δ = 0.3 (${kept} instances kept): ${withBoxes} box-red pixels, ${without} at δ = 1`);
     else t.comment('the labeler kept nothing at δ = 0.3: no boxes to look for');
   });
