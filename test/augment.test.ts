@@ -163,3 +163,27 @@ t.test('boxes that leave the view are clipped; degenerate ones dropped with thei
   t.equal(out.masks![0].data.reduce((a, v) => a + v, 0), 30 * 30, 'the clipped mask keeps its visible part');
   t.equal(out.masks![1].data.reduce((a, v) => a + v, 0), 10 * 14);
 });
+
+t.test('the off-thread (sharp) view matches the TypeScript one: same placement, close pixels', async (t) => {
+  for (const policy of POLICIES) {
+    for (let seed = 0; seed < 4; seed++) {
+      // A smooth image, so the two resampling kernels can only differ a little.
+      const W = 150 + 17 * seed;
+      const H = 110 + 9 * seed;
+      const data = new Uint8Array(W * H * 3);
+      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data.set([x % 256, (2 * y) % 256, (x + y) % 256], (y * W + x) * 3);
+      const img = { data, width: W, height: H };
+      const tf = drawTransform(policy, new Rng(seed), W, H, 64);
+      const a = tf.applyImage(img);
+      const b = await tf.applyImageOffThread(img);
+      let diff = 0;
+      let zeroMismatch = 0;
+      for (let i = 0; i < a.data.length; i += 3) {
+        diff += Math.abs(a.data[i] - b.data[i]);
+        if ((a.data[i] + a.data[i + 1] + a.data[i + 2] === 0) !== (b.data[i] + b.data[i + 1] + b.data[i + 2] === 0)) zeroMismatch++;
+      }
+      t.ok(diff / (a.data.length / 3) < 4, `${policy} seed ${seed}: mean |Δ| ${(diff / (a.data.length / 3)).toFixed(2)}`);
+      t.ok(zeroMismatch <= 64, `${policy} seed ${seed}: the padding covers the same pixels (${zeroMismatch} differ)`);
+    }
+  }
+});

@@ -74,7 +74,10 @@ t.test('overfit: the loss on four images falls by half within a few dozen steps'
   t.ok(s.finished && s.modelDir && existsSync(path.join(s.modelDir, 'model.json')), 'final model written');
   const counts = new Set(m.slice(1).map((x) => x.tensors));
   t.equal(counts.size, 1, `tf.memory().numTensors flat over the steps (${[...counts]})`);
-  t.equal(tf.memory().numTensors, tensors0, 'and back to where it was once the run is over');
+  // Kernels may cache a few tensors on first use (once per process); a second run must leave none behind.
+  const after1 = tf.memory().numTensors;
+  await train({ ...o, out: tempDir('casl-train-'), steps: 2 });
+  t.equal(tf.memory().numTensors, after1, `a finished run leaves no tensor behind (first run: ${after1 - tensors0} cached by kernels)`);
 });
 
 t.test('resume: stopped at step 5 (last checkpoint at 4), resumed, equals an uninterrupted run', async (t) => {

@@ -2,7 +2,8 @@
 // one image onto the model's S × S input. The magnitudes are all here, in
 // AUGMENT_DEFAULTS, and nowhere else.
 //
-//   none:   the letterbox of decoding (longer side → S, top-left, zero pad).
+//   none:   the letterbox of decoding (longer side → S, top-left, zero pad,
+//           sides rounded to whole pixels as io/letterbox.ts plans them).
 //   weak:   multi-scale resize (longer side → S · one of `scales`) + flip.
 //   strong: weak's flip, continuous scale jitter (which can push the image
 //           past the canvas: boxes are clipped, degenerate ones dropped),
@@ -56,8 +57,8 @@ const RANDAUG_COLOR_OPS = ['identity', 'autocontrast', 'equalize', 'solarize', '
  * view. `rng` is consumed in a fixed order, so one seed gives one view.
  */
 export function drawTransform(policy: PolicyName, rng: Rng, width: number, height: number, size: number): AugmentTransform {
-  if (policy === 'none') return new AugmentTransform(GeometricTransform.letterbox(width, height, size));
   const long = Math.max(width, height);
+  if (policy === 'none') return new AugmentTransform(placed(width, height, size, size / long, false, 0, 0));
   if (policy === 'weak') {
     const cfg = AUGMENT_DEFAULTS.weak;
     const s = (size * rng.choice(cfg.scales)) / long;
@@ -109,11 +110,21 @@ export function drawTransform(policy: PolicyName, rng: Rng, width: number, heigh
   return new AugmentTransform(geometric, color);
 }
 
-/** Scale by s (flipped within the scaled image if asked), shift by (tx, ty), onto size × size. */
+/**
+ * Scale by s (flipped within the scaled image if asked), shift by (tx, ty),
+ * onto size × size. Snapped like detectron2's ResizeTransform: the scaled
+ * image has whole-pixel sides (so each axis has its own s = round(W·s)/W)
+ * and sits at a whole-pixel offset, so the view is one resize (which sharp
+ * can do off the main thread) and a copy, and the box map stays exact.
+ */
 function placed(width: number, height: number, size: number, s: number, flip: boolean, tx: number, ty: number): GeometricTransform {
-  const sx = flip ? -s : s;
-  const fx = flip ? width * s : 0;
-  return new GeometricTransform({ sx, tx: fx + tx, sy: s, ty }, width, height, size, size);
+  const w = Math.max(1, Math.round(width * s));
+  const h = Math.max(1, Math.round(height * s));
+  const ox = Math.round(tx);
+  return new GeometricTransform(
+    { sx: flip ? -w / width : w / width, tx: ox + (flip ? w : 0), sy: h / height, ty: Math.round(ty) },
+    width, height, size, size,
+  );
 }
 
 export function isPolicy(x: string): x is PolicyName {

@@ -5,6 +5,7 @@
 // view are mapped back to the original with `inverse()`.
 import { type BinaryMask, type Box, GeometricTransform, type RgbImage } from './geometric.js';
 import { type ColorOp, applyColorOp } from './photometric.js';
+import { resampleWithSharp } from './sharp-resample.js';
 
 /** Instances travelling with an image: boxes x1y1x2y2, optional masks and any per-instance fields. */
 export interface ViewInstances {
@@ -36,7 +37,19 @@ export class AugmentTransform {
 
   /** The view of `img`: resampled once, then the colour ops inside the image's footprint. */
   applyImage(img: RgbImage): RgbImage {
-    const out = this.geometric.applyImage(img);
+    return this.colorize(this.geometric.applyImage(img));
+  }
+
+  /**
+   * The same view with the resampling done by sharp on libuv's threads, off
+   * the main thread (the train step's), when the geometry is a whole-pixel
+   * resize + flip + offset as the policies draw it; else as applyImage.
+   */
+  async applyImageOffThread(img: RgbImage): Promise<RgbImage> {
+    return this.colorize(await resampleWithSharp(img, this.geometric));
+  }
+
+  private colorize(out: RgbImage): RgbImage {
     if (this.color.length > 0) {
       const region = this.geometric.contentRect();
       for (const op of this.color) applyColorOp(out, op, region);

@@ -27,6 +27,7 @@ import path from 'node:path';
 import type { RgbImage } from '../augment/geometric.js';
 import { decodeImage, toFloat32 } from '../io/decode.js';
 import { type PolicyName, drawTransform } from '../augment/policy.js';
+import type { AugmentTransform } from '../augment/transform.js';
 import { Rng, deriveSeed } from '../augment/rng.js';
 import type { Points } from '../model/points.js';
 import { decodeMask, segmentationToRle } from '../geometry/mask.js';
@@ -133,17 +134,17 @@ function sampleIndices(source: TrainSource, seed: number, start: number, end: nu
   });
 }
 
-/** Turns one source record into a sample: decode, α, augment, boxes to the view. */
-export function makeSample(
+/** The view drawn for one record, and the sample's boxes, labels (α applied) and masks on it; the pixels are the caller's to make. */
+function drawSample(
   rec: SourceRecord, img: RgbImage, at: { g: number; epoch: number; pos: number },
   opts: Pick<LoaderOptions, 'policy' | 'seed' | 'size' | 'minBoxSize' | 'mask'>, channel: (id: number) => number,
-): Sample {
+): { transform: AugmentTransform; sample: Sample } {
   const rng = new Rng(deriveSeed(opts.seed, 0xa0, at.epoch, at.pos));
   const tf = drawTransform(opts.policy, rng, img.width, img.height, opts.size);
   const boxes = rec.instances.map((x) => [x.bbox[0], x.bbox[1], x.bbox[0] + x.bbox[2], x.bbox[1] + x.bbox[3]]);
   const labels = rec.instances.map((x) => channel(x.category_id));
   const mapped = tf.applyBoxes(boxes, opts.minBoxSize ?? 1);
-  const sample: Sample = { g: at.g, image_id: rec.image_id, view: tf.applyImage(img), boxes: mapped.boxes, labels: mapped.keep.map((i) => labels[i]) };
+  const sample: Sample = { g: at.g, image_id: rec.image_id, view: img, boxes: mapped.boxes, labels: mapped.keep.map((i) => labels[i]) };
   if (opts.mask) {
     const stride = opts.mask.outStride;
     sample.masks = mapped.keep.map((i) => {
@@ -161,7 +162,25 @@ export function makeSample(
       return sampleMask(tf.geometric.applyMask({ data, width: img.width, height: img.height }), stride);
     });
   }
-  return sample;
+  return { transform: tf, sample };
+}
+
+/** One record → one sample, the view resampled in TypeScript on the calling thread. */
+export function makeSample(
+  rec: SourceRecord, img: RgbImage, at: { g: number; epoch: number; pos: number },
+  opts: Pick<LoaderOptions, 'policy' | 'seed' | 'size' | 'minBoxSize' | 'mask'>, channel: (id: number) => number,
+): Sample {
+  const { transform, sample } = drawSample(rec, img, at, opts, channel);
+  return { ...sample, view: transform.applyImage(img) };
+}
+
+/** The same sample with the resampling done by sharp off the main thread (the loader's path). */
+export async function makeSampleOffThread(
+  rec: SourceRecord, img: RgbImage, at: { g: number; epoch: number; pos: number },
+  opts: Pick<LoaderOptions, 'policy' | 'seed' | 'size' | 'minBoxSize' | 'mask'>, channel: (id: number) => number,
+): Promise<Sample> {
+  const { transform, sample } = drawSample(rec, img, at, opts, channel);
+  return { ...sample, view: await transform.applyImageOffThread(img) };
 }
 
 /** B samples → one batch: the input tensor's floats and the FCOS targets. */
@@ -247,7 +266,7 @@ export function trainBatches(source: TrainSource, opts: LoaderOptions): Stream<O
       const rec = await source.read(at.index);
       try {
         const img = await decode(path.join(source.root, rec.file_name));
-        return makeSample(rec, img, at, opts, channel);
+        return await makeSampleOffThread(rec, img, at, opts, channel);
       } catch (e) {
         const err: ErrorRecord = { error: (e as Error).message, stage: 'loader', file_name: rec.file_name, image_id: rec.image_id };
         return err;
