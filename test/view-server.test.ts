@@ -162,7 +162,7 @@ t.test('LRU: bounded by cost, least recently used goes first', async (t) => {
 t.test('HTTP API', async (t) => {
   const fh = await open(fx.jsonl, 'r');
   const server = createViewServer({
-    index, jsonl: fh, root: realpathSync(fx.root), gt, pageSize: 5, thumbSize: 64, imageSize: 128, cacheBytes: 1 << 20, loopbackOnly: true,
+    index, file: fx.jsonl, jsonl: fh, root: realpathSync(fx.root), gt, pageSize: 5, thumbSize: 64, imageSize: 128, cacheBytes: 1 << 20, loopbackOnly: true,
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -258,7 +258,7 @@ t.test('EXIF orientation: sizes and thumbnails are in the turned frame, where bo
   await writeFile(file, JSON.stringify({ image_id: 1, file_name: 'turned.jpg', instances: [{ bbox: [1, 1, 5, 5], score: 0.9, category_id: 1 }] }) + '\n');
   const ix = await JsonlIndex.build(file);
   const fh = await open(file, 'r');
-  const server = createViewServer({ index: ix, jsonl: fh, root: realpathSync(fx.root), pageSize: 5, thumbSize: 64, imageSize: 128, cacheBytes: 1 << 20, loopbackOnly: true });
+  const server = createViewServer({ index: ix, file, jsonl: fh, root: realpathSync(fx.root), pageSize: 5, thumbSize: 64, imageSize: 128, cacheBytes: 1 << 20, loopbackOnly: true });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const page = await (await fetch(`${base}/api/page?delta=0&page=0`)).json();
@@ -282,4 +282,42 @@ t.test('usage errors say what and what to do', async (t) => {
   await writeFile(badGt, JSON.stringify({ images: [{ id: 1, file_name: 'a.jpg' }], annotations: [{ image_id: 2, bbox: [0, 0, 1, 1] }] }));
   await t.rejects(command.run({ ...opts, root: fx.root, gt: badGt }, [fx.jsonl], ctx), /bad-gt\.json: annotations\[0\]\.image_id 2 is not in 'images'/);
   await t.rejects(command.run({ ...opts, root: fx.root, 'page-size': 0 }, [fx.jsonl], ctx), /--page-size must be at least 1/);
+});
+
+t.test('while the index is built: the first pages and their images are served, counts wait for it', async (t) => {
+  let finish!: (ix: JsonlIndex) => void;
+  const building = new Promise<JsonlIndex>((ok) => (finish = ok));
+  const fh = await open(fx.jsonl, 'r');
+  const server = createViewServer({
+    index: building, file: fx.jsonl, jsonl: fh, root: realpathSync(fx.root), gt, pageSize: 4, thumbSize: 64, imageSize: 128,
+    cacheBytes: 1 << 20, loopbackOnly: true,
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  t.teardown(async () => {
+    server.closeAllConnections();
+    await new Promise((ok) => server.close(ok));
+    await fh.close();
+  });
+  const json = async (p: string) => (await fetch(base + p)).json();
+  t.match(await json('/api/info'), { indexing: true, records: null, profile: null, meta: { model: 'fixture' } });
+  const p0 = await json('/api/page?delta=0.5&filter=all&page=0');
+  t.match(p0, { total: null, pages: null, page: 0 });
+  const p1 = await json('/api/page?delta=0.5&filter=all&page=1');
+  t.same([...p0.items, ...p1.items].map((x: Tile) => x.index), [0, 1, 2, 3, 4, 5, 6, 7]);
+  // The same tiles as the indexed server gives: kept counts, recall data, errors.
+  const fromHead = [...p0.items, ...p1.items];
+  t.equal((await fetch(base + fromHead.find((x: Tile) => x.thumb).thumb)).status, 200, 'a thumbnail before the index exists');
+  let counted = false;
+  const counts = json('/api/counts?delta=0.5').then((c) => {
+    counted = true;
+    return c;
+  });
+  await new Promise((ok) => setTimeout(ok, 50));
+  t.notOk(counted, 'counts wait for the index');
+  finish(index);
+  t.match(await counts, expectedCounts(fx.records, 0.5));
+  t.match(await json('/api/info'), { indexing: false, records: index.count });
+  const indexed = [...(await json('/api/page?delta=0.5&filter=all&page=0')).items, ...(await json('/api/page?delta=0.5&filter=all&page=1')).items];
+  t.same(fromHead, indexed, 'tiles read from the head equal tiles read through the index');
 });

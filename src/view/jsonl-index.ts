@@ -130,15 +130,7 @@ export class JsonlIndex {
     const scores = f64(4096);
     const gtStart = u32(1024);
     const gtMatch = f64(gt ? 4096 : 1);
-    let lineNo = 0;
-    let pos = 0;
-    // Bytes of a line split across chunks; lines are cut on bytes, not
-    // characters, so offsets stay right whatever the UTF-8 in file names.
-    let carry: Buffer[] = [];
-    let carryStart = 0;
-
-    const addLine = (buf: Buffer, start: number) => {
-      lineNo += 1;
+    const addLine = (buf: Buffer, start: number, lineNo: number) => {
       const text = buf.toString('utf8');
       if (text.trim() === '') return;
       offsets.push(start);
@@ -164,29 +156,10 @@ export class JsonlIndex {
       for (const v of s) scores.push(v);
       if (gt) for (const v of matchToGroundTruth(rec, gt).sort((a, b) => b - a)) gtMatch.push(v);
     };
-
-    const stream = createReadStream(file, { highWaterMark: 1 << 20 });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      let from = 0;
-      for (let nl = chunk.indexOf(10, from); nl >= 0; nl = chunk.indexOf(10, from)) {
-        const piece = chunk.subarray(from, nl);
-        if (carry.length > 0) {
-          carry.push(piece);
-          addLine(Buffer.concat(carry), carryStart);
-          carry = [];
-        } else {
-          addLine(piece, pos + from);
-        }
-        from = nl + 1;
-      }
-      if (from < chunk.length) {
-        if (carry.length === 0) carryStart = pos + from;
-        carry.push(chunk.subarray(from));
-      }
-      pos += chunk.length;
-      onProgress?.(kinds.length, pos);
-    }
-    if (carry.length > 0) addLine(Buffer.concat(carry), carryStart);
+    const pos = await scanLines(file, (buf, start, lineNo) => {
+      addLine(buf, start, lineNo);
+      return true;
+    }, (bytes) => onProgress?.(kinds.length, bytes));
     scoreStart.push(scores.length);
     gtStart.push(gtMatch.length);
     return new JsonlIndex(file, pos, offsets.done(), lengths.done(), lines.done(), kinds.done(), refused.done(), scoreStart.done(),
@@ -264,4 +237,78 @@ function countAbove(arr: Float64Array, lo: number, hi: number, delta: number): n
     else hi = mid;
   }
   return lo - start;
+}
+
+/**
+ * Calls `onLine(bytes, offset, lineNo)` for each line of `file` (without its
+ * '\n'; a last line without one counts) until it returns false. Lines are cut
+ * on bytes, not characters, so offsets stay right whatever the UTF-8 in file
+ * names. Returns the bytes read.
+ */
+export async function scanLines(
+  file: string,
+  onLine: (buf: Buffer, offset: number, lineNo: number) => boolean,
+  onChunk?: (bytes: number) => void,
+): Promise<number> {
+  let lineNo = 0;
+  let pos = 0;
+  // Bytes of a line split across chunks.
+  let carry: Buffer[] = [];
+  let carryStart = 0;
+  const stream = createReadStream(file, { highWaterMark: 1 << 20 });
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      let from = 0;
+      for (let nl = chunk.indexOf(10, from); nl >= 0; nl = chunk.indexOf(10, from)) {
+        const piece = chunk.subarray(from, nl);
+        lineNo += 1;
+        let more: boolean;
+        if (carry.length > 0) {
+          carry.push(piece);
+          more = onLine(Buffer.concat(carry), carryStart, lineNo);
+          carry = [];
+        } else {
+          more = onLine(piece, pos + from, lineNo);
+        }
+        if (!more) return pos + nl + 1;
+        from = nl + 1;
+      }
+      if (from < chunk.length) {
+        if (carry.length === 0) carryStart = pos + from;
+        carry.push(chunk.subarray(from));
+      }
+      pos += chunk.length;
+      onChunk?.(pos);
+    }
+  } finally {
+    stream.destroy();
+  }
+  if (carry.length > 0) onLine(Buffer.concat(carry), carryStart, lineNo + 1);
+  return pos;
+}
+
+/** Where a record's line is: enough to read it back with one positioned read. */
+export interface LineRef {
+  offset: number;
+  length: number;
+  /** 1-based line number in the file. */
+  line: number;
+}
+
+/**
+ * The first `n` non-blank lines of `file` (fewer at its end), read from the
+ * start: what the first pages need while the index of a large file is built.
+ */
+export async function readHead(file: string, n: number): Promise<{ refs: LineRef[]; complete: boolean }> {
+  const refs: LineRef[] = [];
+  let complete = true;
+  await scanLines(file, (buf, offset, line) => {
+    if (refs.length === n) {
+      complete = false;
+      return false;
+    }
+    if (buf.toString('utf8').trim() !== '') refs.push({ offset, length: buf.length, line });
+    return true;
+  });
+  return { refs, complete };
 }

@@ -1,11 +1,14 @@
 // The viewer's HTTP server (node:http): the static page, a JSON API over the
-// JSONL index, and images rendered by sharp. Every image goes through
+// JSONL index, and images rendered by sharp. It serves while the index is
+// being built: pages of the file's head are read straight from its start, so
+// a large file's first page does not wait for its last line; counts and the
+// δ-dependent filters wait for the index. Every image goes through
 // resolveUnderRoot, and every static file is looked up by exact name in a
 // list made at start, so no request names a path on disk.
 //
 //   GET /                      the page (src/view/static/index.html)
 //   GET /static/NAME           its scripts and styles
-//   GET /api/info              file, sizes, whether --gt was given, the score histogram
+//   GET /api/info              file, sizes, whether --gt was given, the score histogram (null while indexing)
 //   GET /api/counts?delta=D    the δ filter's counts at D (score > D)
 //   GET /api/page?delta=D&filter=F&page=P   one page of tiles in filter F's order
 //   GET /thumb/I, /image/I     record I's image as a thumbnail / display-size JPEG
@@ -16,7 +19,9 @@ import path from 'node:path';
 import { PROJECT_ROOT } from '../cli/options.js';
 import type { Instance, PredictionRecord } from '../records.js';
 import type { GroundTruth } from './ground-truth.js';
-import { invalidReason, type JsonlIndex, Kind } from './jsonl-index.js';
+import { matchToGroundTruth } from './ground-truth.js';
+import { invalidReason, type JsonlIndex, Kind, type LineRef, readHead } from './jsonl-index.js';
+import { isErrorRecord } from '../records.js';
 import { resolveUnderRoot } from './safe-path.js';
 import { ImageServer } from './thumbnails.js';
 
@@ -29,7 +34,10 @@ export const FILTERS = ['all', 'dropped', 'most', 'recall', 'errors'] as const;
 export type Filter = (typeof FILTERS)[number];
 
 export interface ViewOptions {
-  index: JsonlIndex;
+  /** The index, or its promise while it is built. */
+  index: JsonlIndex | Promise<JsonlIndex>;
+  /** The JSONL's path (its head is read from it while indexing) and an open handle for positioned reads. */
+  file: string;
   jsonl: FileHandle;
   /** Real path of --root. */
   root: string;
@@ -84,10 +92,48 @@ export function createViewServer(o: ViewOptions): Server {
   // from another run of the viewer on the same port.
   const version = Date.now().toString(36);
   const orders = new Map<string, Int32Array>();
+  let index: JsonlIndex | null = null;
+  const ready = Promise.resolve(o.index).then((ix) => (index = ix));
+  // A failed build is reported by the command and by each request that waits for it.
+  ready.catch(() => undefined);
+  /** The first records' lines, read from the file's start while the index is built. */
+  let head: { refs: LineRef[]; complete: boolean } = { refs: [], complete: false };
+
+  /** Where record i's line is, from the index or the head read so far; null when neither has it yet. */
+  const locateNow = (i: number): LineRef | null => {
+    if (index) return i < index.count ? { offset: index.offsets[i], length: index.lengths[i], line: index.lines[i] } : null;
+    return i < head.refs.length ? head.refs[i] : null;
+  };
+
+  const locate = async (i: number): Promise<LineRef> => {
+    const ref = locateNow(i) ?? (await ready, locateNow(i));
+    if (!ref) throw new HttpError(404, `no record ${i} (the file has ${index!.count})`);
+    return ref;
+  };
+
+  const readText = async (ref: LineRef): Promise<string> => {
+    const buf = Buffer.alloc(ref.length);
+    await o.jsonl.read(buf, 0, buf.length, ref.offset);
+    return buf.toString('utf8');
+  };
+
+  /** Record i parsed: a prediction record, or why it is not one. */
+  const readRecord = async (i: number): Promise<{ ref: LineRef; rec?: PredictionRecord; error?: string; file_name?: string }> => {
+    const ref = await locate(i);
+    let rec: unknown;
+    try {
+      rec = JSON.parse(await readText(ref));
+    } catch (e) {
+      return { ref, error: `line ${ref.line}: not JSON (${(e as Error).message})` };
+    }
+    if (isErrorRecord(rec)) return { ref, file_name: rec.file_name, error: `error record from stage '${rec.stage}': ${rec.error}` };
+    const why = invalidReason(rec);
+    if (why) return { ref, error: `line ${ref.line}: not a prediction record: ${why}` };
+    return { ref, rec: rec as PredictionRecord };
+  };
 
   /** Record indices in filter F's order at δ; cached, since paging asks again and again. */
-  const order = (filter: Filter, delta: number): Int32Array | null => {
-    const ix = o.index;
+  const order = (ix: JsonlIndex, filter: Filter, delta: number): Int32Array | null => {
     if (filter === 'all') return null;
     const key = `${filter}|${delta}`;
     const hit = orders.get(key);
@@ -127,9 +173,8 @@ export function createViewServer(o: ViewOptions): Server {
   };
 
   const recordIndex = (raw: string): number => {
-    const i = Number(raw);
-    if (!/^\d+$/.test(raw) || i >= o.index.count) throw new HttpError(404, `no record ${raw} (the file has ${o.index.count})`);
-    return i;
+    if (!/^\d+$/.test(raw)) throw new HttpError(404, `no record '${raw}'`);
+    return Number(raw);
   };
 
   // A page's thumbnails start rendering while its JSON is on the way, so the
@@ -139,22 +184,9 @@ export function createViewServer(o: ViewOptions): Server {
 
   /** Record i parsed back, as a tile: an error tile when it is not a prediction or its file is refused. */
   const tile = async (i: number, delta: number, warming?: Promise<unknown>[]): Promise<Tile> => {
-    const ix = o.index;
-    const base: Tile = { index: i, line: ix.lines[i] };
-    const text = await ix.readLine(o.jsonl, i);
-    let rec: unknown;
-    try {
-      rec = JSON.parse(text);
-    } catch (e) {
-      return { ...base, error: `line ${ix.lines[i]}: not JSON (${(e as Error).message})` };
-    }
-    if (ix.kinds[i] === Kind.ErrorRecord) {
-      const r = rec as { error: string; stage: string; file_name?: string };
-      return { ...base, file_name: r.file_name, error: `error record from stage '${r.stage}': ${r.error}` };
-    }
-    const why = invalidReason(rec);
-    if (why) return { ...base, error: `line ${ix.lines[i]}: not a prediction record: ${why}` };
-    const p = rec as PredictionRecord;
+    const { ref, rec: p, error, file_name } = await readRecord(i);
+    const base: Tile = { index: i, line: ref.line };
+    if (!p) return { ...base, file_name, error };
     const t: Tile = {
       ...base,
       image_id: p.image_id,
@@ -162,12 +194,16 @@ export function createViewServer(o: ViewOptions): Server {
       width: p.width,
       height: p.height,
       instances: p.instances,
-      kept: ix.keptAt(i, delta),
+      // The same strict rule as the index's counts and casl filter.
+      kept: p.instances.filter((inst) => inst.score > delta).length,
     };
-    if (ix.gtCount(i) > 0) t.gtMatch = Array.from(ix.gtMatch.subarray(ix.gtStart[i], ix.gtStart[i + 1]), (s) => (s === -Infinity ? null : s));
+    if (o.gt) {
+      const matched = matchToGroundTruth(p, o.gt).sort((x, y) => y - x);
+      if (matched.length > 0) t.gtMatch = matched.map((s) => (s === -Infinity ? null : s));
+    }
     const gtIm = o.gt?.lookup(p);
     if (gtIm) t.gt = gtIm.boxes;
-    if (typeof p.file_name !== 'string') return { ...t, error: `line ${ix.lines[i]}: the record has no 'file_name', so no image to show` };
+    if (typeof p.file_name !== 'string') return { ...t, error: `line ${ref.line}: the record has no 'file_name', so no image to show` };
     const file = await resolveUnderRoot(o.root, p.file_name);
     if (!file.ok) return { ...t, error: file.error };
     if (!t.width || !t.height) {
@@ -183,19 +219,29 @@ export function createViewServer(o: ViewOptions): Server {
   };
 
   /** The first prediction's `meta` (model, backend, aug, the δ it was already filtered at): what the file is. */
-  const firstMeta = async (): Promise<unknown> => {
-    for (let i = 0; i < Math.min(o.index.count, 100); i++) {
-      if (o.index.kinds[i] === Kind.Prediction) return (JSON.parse(await o.index.readLine(o.jsonl, i)) as PredictionRecord).meta ?? null;
-    }
-    return null;
+  let meta: Promise<unknown> | undefined;
+  const firstMeta = (): Promise<unknown> => {
+    meta ??= (async () => {
+      const { refs } = await readHead(o.file, 100);
+      for (const ref of refs) {
+        try {
+          const rec = JSON.parse(await readText(ref)) as PredictionRecord;
+          if (invalidReason(rec) === null) return rec.meta ?? null;
+        } catch {
+          // Not JSON: look at the next line.
+        }
+      }
+      return null;
+    })();
+    return meta;
   };
 
   const prefetchAfter = (warming: Promise<unknown>[], next: number[]) => {
     void Promise.all(warming).then(async () => {
       for (const i of next) {
-        if (o.index.kinds[i] !== Kind.Prediction) continue;
-        if (o.index.refused[i]) continue;
-        const rec = JSON.parse(await o.index.readLine(o.jsonl, i)) as PredictionRecord;
+        if (!locateNow(i)) continue;
+        const { rec } = await readRecord(i);
+        if (typeof rec?.file_name !== 'string') continue;
         const file = await resolveUnderRoot(o.root, rec.file_name);
         if (file.ok) warm(file.path);
       }
@@ -209,8 +255,8 @@ export function createViewServer(o: ViewOptions): Server {
   };
 
   const serveImage = async (res: ServerResponse, i: number, maxSide: number) => {
-    if (o.index.kinds[i] !== Kind.Prediction) throw new HttpError(404, `record ${i} is not a prediction record`);
-    const rec = JSON.parse(await o.index.readLine(o.jsonl, i)) as PredictionRecord;
+    const { rec } = await readRecord(i);
+    if (!rec) throw new HttpError(404, `record ${i} is not a prediction record`);
     if (typeof rec.file_name !== 'string') throw new HttpError(404, `record ${i} has no file_name`);
     const file = await resolveUnderRoot(o.root, rec.file_name);
     if (!file.ok) throw new HttpError(file.status, file.error);
@@ -235,34 +281,51 @@ export function createViewServer(o: ViewOptions): Server {
     if (p === '/' || p === '/index.html') return sendStatic(res, 'index.html');
     if (p.startsWith('/static/')) return sendStatic(res, decodeURIComponent(p.slice('/static/'.length)));
     if (p === '/api/info') {
-      const c = o.index.counts(0);
+      const ix = index;
+      const c = ix?.counts(0);
       return sendJson(res, 200, {
-        file: path.basename(o.index.file), bytes: o.index.bytes, records: o.index.count, images: c.images,
-        instances: c.instances, errors: c.errors, gt: Boolean(o.gt), pageSize: o.pageSize, filters: FILTERS, meta: await firstMeta(),
-        categories: o.gt?.categories ?? {}, profile: o.index.scoreProfile(PROFILE_BINS),
+        file: path.basename(o.file), indexing: !ix, bytes: ix?.bytes ?? null, records: ix?.count ?? null, images: c?.images ?? null,
+        instances: c?.instances ?? null, errors: c?.errors ?? null, gt: Boolean(o.gt), pageSize: o.pageSize, filters: FILTERS,
+        meta: await firstMeta(), categories: o.gt?.categories ?? {}, profile: ix ? ix.scoreProfile(PROFILE_BINS) : null,
       });
     }
-    if (p === '/api/counts') return sendJson(res, 200, o.index.counts(parseDelta(url)));
+    if (p === '/api/counts') {
+      const delta = parseDelta(url);
+      return sendJson(res, 200, (index ?? (await ready)).counts(delta));
+    }
     if (p === '/api/page') {
       const delta = parseDelta(url);
       const filter = (url.searchParams.get('filter') ?? 'all') as Filter;
       if (!FILTERS.includes(filter)) throw new HttpError(400, `filter must be one of ${FILTERS.join('|')}`);
       if (filter === 'recall' && !o.gt) throw new HttpError(400, "filter 'recall' needs the viewer started with --gt GT.json");
-      const ord = order(filter, delta);
-      const total = ord ? ord.length : o.index.count;
-      const pages = Math.max(1, Math.ceil(total / o.pageSize));
-      const page = Math.min(Math.max(0, Number(url.searchParams.get('page') ?? 0) | 0), pages - 1);
+      let page = Math.max(0, Number(url.searchParams.get('page') ?? 0) | 0);
+      let ord: Int32Array | null = null;
+      let total: number | null;
+      if (!index && filter === 'all') {
+        // Indexing: the file's head, read from its start, is enough for the first pages.
+        const want = (page + 1) * o.pageSize;
+        if (head.refs.length < want && !head.complete) {
+          const h = await readHead(o.file, want);
+          if (h.refs.length > head.refs.length || h.complete) head = h;
+        }
+        total = head.complete ? head.refs.length : null;
+      } else {
+        const ix = index ?? (await ready);
+        ord = order(ix, filter, delta);
+        total = ord ? ord.length : ix.count;
+      }
+      const known = total ?? head.refs.length;
+      const pages = total === null ? null : Math.max(1, Math.ceil(total / o.pageSize));
+      page = Math.min(page, Math.max(0, Math.ceil(known / o.pageSize) - 1));
       const ids: number[] = [];
-      for (let k = page * o.pageSize; k < Math.min(total, (page + 1) * o.pageSize); k++) ids.push(ord ? ord[k] : k);
+      for (let k = page * o.pageSize; k < Math.min(known, (page + 1) * o.pageSize); k++) ids.push(ord ? ord[k] : k);
       const warming: Promise<unknown>[] = [];
       const items = await Promise.all(ids.map((i) => tile(i, delta, warming)));
       sendJson(res, 200, { filter, delta, total, page, pages, items });
       // The next page is the likely next request: warm its thumbnails too, after this page's.
-      if (page + 1 < pages) {
-        const next: number[] = [];
-        for (let k = (page + 1) * o.pageSize; k < Math.min(total, (page + 2) * o.pageSize); k++) next.push(ord ? ord[k] : k);
-        prefetchAfter(warming, next);
-      }
+      const next: number[] = [];
+      for (let k = (page + 1) * o.pageSize; k < Math.min(known, (page + 2) * o.pageSize); k++) next.push(ord ? ord[k] : k);
+      if (next.length > 0) prefetchAfter(warming, next);
       return;
     }
     const m = /^\/(thumb|image)\/([^/]+)$/.exec(p);

@@ -50,23 +50,21 @@ export const command: Command = {
     }
     const gt = opts.gt ? await GroundTruth.load(opts.gt as string) : undefined;
 
+    await warmUpSharp();
+    const host = opts.host as string;
+    // The index is built while the server already serves the file's first
+    // pages: a large file opens as fast as a small one.
     const t0 = performance.now();
     let lastReport = t0;
-    const index = await JsonlIndex.build(file, gt, (n, bytes) => {
+    const building = JsonlIndex.build(file, gt, (n, bytes) => {
       const now = performance.now();
       if (now - lastReport > 1000) {
         lastReport = now;
         ctx.stderr.write(`casl view: indexing ${file}: ${n} records, ${(bytes / 2 ** 20).toFixed(0)} MB\n`);
       }
     });
-    const c = index.counts(0);
-    ctx.stderr.write(`casl view: indexed ${index.count} records (${c.images} images, ${c.instances} instances, `
-      + `${c.errors} errors) in ${((performance.now() - t0) / 1000).toFixed(2)} s${gt ? `; ground truth for ${gt.size} images` : ''}\n`);
-
-    await warmUpSharp();
-    const host = opts.host as string;
     const server = createViewServer({
-      index, jsonl, root, gt,
+      index: building, file, jsonl, root, gt,
       pageSize: opts['page-size'] as number,
       thumbSize: opts['thumb-size'] as number,
       imageSize: opts['image-size'] as number,
@@ -83,7 +81,7 @@ export const command: Command = {
     const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     ctx.stderr.write(`casl view: serving on http://${shown}:${addr.port}/  (Ctrl-C to stop)\n`);
     if (!LOOPBACK.includes(host)) ctx.stderr.write(`casl view: warning: listening on ${host}, not loopback: anyone who reaches it sees the images under --root\n`);
-
+    let failed: Error | undefined;
     await new Promise<void>((resolve) => {
       const stop = () => {
         process.off('SIGINT', stop);
@@ -93,8 +91,17 @@ export const command: Command = {
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      building.then((index) => {
+        const c = index.counts(0);
+        ctx.stderr.write(`casl view: indexed ${index.count} records (${c.images} images, ${c.instances} instances, `
+          + `${c.errors} errors) in ${((performance.now() - t0) / 1000).toFixed(2)} s${gt ? `; ground truth for ${gt.size} images` : ''}\n`);
+      }, (e: Error) => {
+        failed = e;
+        stop();
+      });
     });
     await jsonl.close();
+    if (failed) throw new Error(`indexing ${file} failed: ${failed.message}`);
     return 0;
   },
 };

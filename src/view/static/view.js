@@ -52,6 +52,8 @@ async function loadCounts() {
     // Lets a reader (and the tests) know which δ the numbers are for.
     $('counts').dataset.delta = String(c.delta);
     $('status').textContent = '';
+    // Counts come once the index is built: then the histogram and the totals are known too.
+    if (state.info?.indexing) await showInfo();
   } catch (e) {
     if (e.name !== 'AbortError') $('status').textContent = `counts failed: ${e.message}`;
   }
@@ -66,9 +68,11 @@ async function loadPage() {
     state.items = p.items;
     state.page = p.page;
     state.pages = p.pages;
-    $('page-label').textContent = `page ${p.page + 1} / ${p.pages} · ${p.total} in this view`;
+    // While the server indexes a large file, the number of pages is not known yet.
+    $('page-label').textContent = p.pages === null ? `page ${p.page + 1} · indexing…`
+      : `page ${p.page + 1} / ${p.pages} · ${p.total} in this view`;
     $('prev').disabled = p.page === 0;
-    $('next').disabled = p.page >= p.pages - 1;
+    $('next').disabled = p.pages === null ? p.items.length < state.info?.pageSize : p.page >= p.pages - 1;
     renderGrid();
     writeHash();
   } catch (e) {
@@ -350,19 +354,31 @@ function closeDetail() {
 
 // ---- wiring
 
+/** The file's description (and, once indexed, its totals and score histogram) in the header. */
+async function showInfo() {
+  state.info = await getJson('/api/info');
+  const i = state.info;
+  $('file').textContent = i.indexing ? `${i.file} · indexing…` : `${i.file} · ${i.records} records`;
+  document.title = `casl view · ${i.file}`;
+  if (i.meta) {
+    // Below the δ the file was written with, the slider shows nothing new.
+    $('meta').textContent = Object.entries(i.meta).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k} ${v}`).join(' · ');
+  }
+  drawProfile();
+  if (!i.indexing && state.filter === 'all' && state.items.length > 0) {
+    const pages = Math.max(1, Math.ceil(i.records / i.pageSize));
+    $('page-label').textContent = `page ${state.page + 1} / ${pages} · ${i.records} in this view`;
+    $('next').disabled = state.page >= pages - 1;
+  }
+}
+
 async function main() {
   readHash();
   // The first page does not wait for /api/info (one round trip less before
   // thumbnails start), except for the recall filter, which needs --gt.
   const first = state.filter === 'recall' ? null : Promise.all([loadCounts(), loadPage()]);
-  state.info = await getJson('/api/info');
-  $('file').textContent = `${state.info.file} · ${state.info.records} records`;
-  const meta = state.info.meta;
-  if (meta) {
-    // Below the δ the file was written with, the slider shows nothing new.
-    $('meta').textContent = Object.entries(meta).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k} ${v}`).join(' · ');
-  }
-  document.title = `casl view · ${state.info.file}`;
+  await showInfo();
+
   const recallOption = $('filter').querySelector('option[value="recall"]');
   if (!state.info.gt) {
     recallOption.disabled = true;
