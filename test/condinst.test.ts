@@ -13,7 +13,7 @@ import { TINY_CONDINST_MASK, dynamicLayerShapes, dynamicParamCount } from '../sr
 import { dynamicMaskHead, interpolationMatrix, resizeBilinear } from '../src/model/condinst/dynamic-head.js';
 import { diceLoss, diceLossPerInstance } from '../src/model/condinst/dice.js';
 import { maskTargets, sampleMask } from '../src/model/condinst/mask-targets.js';
-import { maskLoss } from '../src/model/condinst/loss.js';
+import { gatherRows, maskLoss } from '../src/model/condinst/loss.js';
 import { useTrainBackend } from './model-helpers.js';
 
 t.before(async () => {
@@ -90,6 +90,16 @@ t.test('dice values', async (t) => {
   tf.dispose([probs, target]);
 });
 
+t.test('gatherRows: gather forward, scatter backward (padding rows repeat the last row)', async (t) => {
+  const x = tf.tensor2d([[1, 2], [3, 4], [5, 6], [0, 0]]);
+  const rows = Int32Array.of(2, 0, 3, 3);
+  const w = tf.tensor2d([[1, 10], [100, 1000], [7, 7], [9, 9]]);
+  t.same(gatherRows(x, rows).arraySync(), [[5, 6], [1, 2], [0, 0], [0, 0]]);
+  const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(gatherRows(v as tf.Tensor2D, rows), w)))(x);
+  t.same(g.arraySync(), [[100, 1000], [0, 0], [1, 10], [16, 16]], 'each row gets its slot\'s gradient; repeated padding rows add up');
+  tf.dispose([x, w, g]);
+});
+
 t.test('sampleMask takes the pixel at the centre of each stride cell', async (t) => {
   const data = new Uint8Array(8 * 8);
   data[2 * 8 + 2] = 1; // (x 2, y 2) → cell (0, 0) at stride 4
@@ -113,7 +123,7 @@ t.test('mask targets: positives with masks become slots, at most maxInstancesPer
   t.ok(a0.length > 0 && posOf(0, 1).length > 0 && b0.length > 0);
   const mt = maskTargets(targets, points, masks, 32, 32, { ...m, maxInstancesPerImage: 4 }, 128);
   const slots = (b: number) => Array.from({ length: mt.N }, (_, k) => k).filter((k) => mt.valid[b * mt.N + k])
-    .map((k) => mt.select.subarray((b * mt.N + k) * points.L, (b * mt.N + k + 1) * points.L).indexOf(1));
+    .map((k) => mt.rows[b * mt.N + k] - b * points.L);
   const best = (b: number, locs: number[]) => [...locs].sort((p, q) => targets.ctr[b * points.L + q] - targets.ctr[b * points.L + p] || p - q).slice(0, 4).sort((p, q) => p - q);
   t.same(slots(0), best(0, a0), 'image 0: only the instance with a mask, its 4 most central positives');
   t.same(slots(1), best(1, b0));

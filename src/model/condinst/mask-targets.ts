@@ -4,8 +4,8 @@
 // (S/outStride a side):
 //   targets    fcosTargets' pos, ctr and matched [B, L]
 //   masks[b]   per gt instance of image b: its mask at Hm×Wm, or null (no mask: box loss only)
-//   → select   [B, N, L]  one-hot rows picking each slot's location (zero rows for padding),
-//                          so the controller's [B, L, P] become [B, N, P] by one matmul
+//   → rows     [B·N]      each slot's row b·L + location in the controller's
+//                          [B·L, P]; B·L (one past the end) for padding
 //     centers  [B·N, 2]   the location (x, y) in input pixels
 //     soi      [B·N]      its level's size of interest, scaled by S/256
 //     valid    [B·N]      1 for a real slot, 0 for padding
@@ -25,7 +25,7 @@ export interface MaskTargets {
   L: number;
   Hm: number;
   Wm: number;
-  select: Float32Array;
+  rows: Int32Array;
   centers: Float32Array;
   soi: Float32Array;
   valid: Float32Array;
@@ -83,7 +83,7 @@ export function maskTargets(
   const n = Hm * Wm;
   const out: MaskTargets = {
     B, N, L, Hm, Wm,
-    select: new Float32Array(B * N * L),
+    rows: new Int32Array(B * N).fill(B * L),
     centers: new Float32Array(B * N * 2),
     // Padding slots get a harmless size (no division by zero in the head).
     soi: new Float32Array(B * N).fill(1),
@@ -95,7 +95,7 @@ export function maskTargets(
     const r = b * N + k;
     const mask = masks[b][matched[b * L + i]]!;
     if (mask.length !== n) throw new Error(`maskTargets: image ${b}'s mask has ${mask.length} pixels, expected ${Hm}×${Wm}`);
-    out.select[r * L + i] = 1;
+    out.rows[r] = b * L + i;
     out.centers[2 * r] = points.data[5 * i];
     out.centers[2 * r + 1] = points.data[5 * i + 1];
     out.soi[r] = levelSoi[i];
