@@ -12,12 +12,14 @@
 // throughput, higher is better); null where something could not run.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Benchmark, BenchResult } from './benchmark.js';
 import { PROJECT_ROOT } from '../src/cli/options.js';
 import { type BackendInfo, type ResolvedBackend, describeBackend, initBackend } from '../src/model/backend/index.js';
+import { DataParallel } from '../src/model/backend/parallel.js';
 import { profileKernels } from '../src/model/backend/profile.js';
 import { modelConfig } from '../src/model/config.js';
 import { type Detector, createDetector, disposeDetector, disposeOutput, forward } from '../src/model/detector.js';
@@ -77,34 +79,48 @@ async function timeIt(warmup: number, iters: number, f: () => Promise<void>): Pr
 
 interface Figures {
   train_step_ms: number;
+  /** Process CPU time per step, all threads: what the step costs on a busy machine. */
+  train_step_cpu_ms: number;
   infer_images_per_s: number;
   forward_images_per_s: number;
 }
 
-async function measure(det: Detector, iters: { warmup: number; n: number }): Promise<Figures> {
+/** With `dp`, the train step and inference go through it (the batch split over its replicas). */
+async function measure(det: Detector, iters: { warmup: number; n: number }, dp?: DataParallel): Promise<Figures> {
   const cfg = det.config;
   const points = makePoints(cfg, S);
   const opt = new Optimizer(SGD_DEFAULTS);
   const trainBatches = [syntheticBatch(TRAIN_B, 1), syntheticBatch(TRAIN_B, 2)];
   const inferImages = [syntheticBatch(INFER_B, 3).images, syntheticBatch(INFER_B, 4).images];
   let it = 0;
+  let cpu = 0;
   const trainMs = await timeIt(iters.warmup, iters.n, async () => {
-    await trainStep(det, opt, trainBatches[it++ % 2], { lr: 0.01, points });
+    const c0 = process.cpuUsage();
+    await (dp ? dp.trainStep(opt, trainBatches[it++ % 2], { lr: 0.01, points }) : trainStep(det, opt, trainBatches[it++ % 2], { lr: 0.01, points }));
+    const c = process.cpuUsage(c0);
+    cpu = c.user + c.system;
   });
   it = 0;
   const inferMs = await timeIt(iters.warmup, iters.n, async () => {
+    if (dp) {
+      await dp.predict(inferImages[it++ % 2]);
+      return;
+    }
     const out = forward(det, inferImages[it++ % 2]);
     await postprocess(out, points, S, cfg.inference);
     disposeOutput(out);
   });
-  const forwardMs = await timeIt(iters.warmup, iters.n, async () => {
+  const forwardMs = dp ? NaN : await timeIt(iters.warmup, iters.n, async () => {
     const out = forward(det, inferImages[it++ % 2]);
     await Promise.all([out.cls.data(), out.box.data(), out.ctr.data()]);
     disposeOutput(out);
   });
   tf.dispose([...trainBatches.map((b) => b.images), ...inferImages]);
   opt.dispose();
-  return { train_step_ms: trainMs, infer_images_per_s: INFER_B / (inferMs / 1000), forward_images_per_s: INFER_B / (forwardMs / 1000) };
+  return {
+    train_step_ms: trainMs, train_step_cpu_ms: cpu / 1000,
+    infer_images_per_s: INFER_B / (inferMs / 1000), forward_images_per_s: INFER_B / (forwardMs / 1000),
+  };
 }
 
 interface TorchFigures {
@@ -152,7 +168,7 @@ export const benchmark: Benchmark = {
     const chosen = await initBackend(opts.backend, { log: opts.log });
     const names = await backendsToMeasure(chosen, opts.backend !== undefined);
     const figures: BenchResult['figures'] = { backend: describeBackend(chosen), backends: names.join(',') };
-    const table: (string | number)[][] = [['backend', 'train step ms (B=8)', 'infer images/s (B=16, with post-proc.)', 'forward images/s (B=16)']];
+    const table: (string | number)[][] = [['backend', 'train step ms (B=8)', 'train step CPU ms', 'infer images/s (B=16, with post-proc.)', 'forward images/s (B=16)']];
     const notes: string[] = [];
 
     const torch = await torchReference(opts.quick, opts.log);
@@ -164,29 +180,46 @@ export const benchmark: Benchmark = {
         opts.log(`${name}: did not initialise, skipped`);
         continue;
       }
-      // The pure-JS backend takes seconds a step: a few iterations say enough.
-      const slow = name === 'cpu';
-      const iters = opts.quick || slow ? { warmup: 1, n: 3 } : { warmup: 3, n: 20 };
+      // The pure-JS backend takes many seconds a step: two timed iterations say enough.
+      const iters = name === 'cpu' ? { warmup: 1, n: 2 } : opts.quick ? { warmup: 1, n: 3 } : { warmup: 3, n: 20 };
       opts.log(`${name}: measuring (${iters.warmup} warm-up + ${iters.n} timed iterations each)`);
       const det = createDetector(cfg, { seed: 0 });
       const f = await measure(det, iters);
       const prefix = i === 0 ? '' : `${name}_`;
       figures[`${prefix}train_step_ms`] = f.train_step_ms;
+      figures[`${prefix}train_step_cpu_ms`] = f.train_step_cpu_ms;
       figures[`${prefix}infer_images_per_s`] = f.infer_images_per_s;
       figures[`${prefix}forward_images_per_s`] = f.forward_images_per_s;
-      table.push([i === 0 ? describeBackend(chosen) : name, f.train_step_ms, f.infer_images_per_s, f.forward_images_per_s]);
+      table.push([i === 0 ? describeBackend(chosen) : name, f.train_step_ms, f.train_step_cpu_ms, f.infer_images_per_s, f.forward_images_per_s]);
       if (i === 0) {
         const batch = syntheticBatch(TRAIN_B, 5);
         const prof = await profileKernels(() => {
           const { grads, loss } = lossAndGrads(det, batch);
           tf.dispose([...grads.values(), ...loss]);
         });
-        const total = prof.kernels.reduce((s, k) => s + k.ms, 0);
+        // tf.profile also records op scopes (custom gradients, fused ops) around kernels: count kernels only.
+        const kernels = prof.kernels.filter((k) => tf.getKernel(k.kernel, TF_NAME[name]));
+        const total = kernels.reduce((s, k) => s + k.ms, 0);
         notes.push(`Kernel profile of one ${name} training step (forward + backward, ${total.toFixed(0)} ms in kernels of ${prof.wallMs.toFixed(0)} ms profiled):`);
-        for (const k of prof.kernels.slice(0, 12)) notes.push(`  ${k.kernel.padEnd(26)} ${k.ms.toFixed(1).padStart(8)} ms  ${String(k.calls).padStart(5)} calls`);
+        for (const k of kernels.slice(0, 12)) notes.push(`  ${k.kernel.padEnd(26)} ${k.ms.toFixed(1).padStart(8)} ms  ${String(k.calls).padStart(5)} calls`);
         batch.images.dispose();
       }
       disposeDetector(det);
+    }
+    // Both cores by data parallelism (src/model/backend/parallel.ts), when wasm runs on one thread.
+    const cores = os.cpus().length;
+    if (names[0] === 'wasm' && chosen.threads === 1 && cores > 1 && !opts.quick) {
+      await tf.setBackend('wasm');
+      opts.log(`wasm ×${cores} data-parallel replicas: measuring`);
+      const det = createDetector(cfg, { seed: 0 });
+      const dp = await DataParallel.start(det, cores);
+      const f = await measure(det, { warmup: 3, n: 20 }, dp);
+      await dp.close();
+      disposeDetector(det);
+      figures.dp_train_step_ms = f.train_step_ms;
+      figures.dp_train_step_cpu_ms = f.train_step_cpu_ms;
+      figures.dp_infer_images_per_s = f.infer_images_per_s;
+      table.push([`wasm, ${cores} data-parallel replicas`, f.train_step_ms, f.train_step_cpu_ms, f.infer_images_per_s, '']);
     }
     if (names.includes('cpu') && names[0] !== 'cpu' && typeof figures.cpu_train_step_ms === 'number') {
       figures.cpu_slowdown_train = (figures.cpu_train_step_ms as number) / (figures.train_step_ms as number);
@@ -198,8 +231,8 @@ export const benchmark: Benchmark = {
     figures.infer_ratio = ratio(figures.infer_images_per_s, torch.torch_infer_images_per_s);
     figures.forward_ratio = ratio(figures.forward_images_per_s, torch.torch_forward_images_per_s);
     if (torch.torch_train_step_ms !== null) {
-      table.push([`PyTorch ${torch.torch_version}`, torch.torch_train_step_ms, torch.torch_infer_images_per_s!, torch.torch_forward_images_per_s!]);
-      table.push([`${chosen.name} / PyTorch`, `${(figures.train_ratio as number).toFixed(2)}× the time`,
+      table.push([`PyTorch ${torch.torch_version}`, torch.torch_train_step_ms, '', torch.torch_infer_images_per_s!, torch.torch_forward_images_per_s!]);
+      table.push([`${chosen.name} / PyTorch`, `${(figures.train_ratio as number).toFixed(2)}× the time`, '',
         `${(figures.infer_ratio as number).toFixed(2)}× the rate`, `${(figures.forward_ratio as number).toFixed(2)}× the rate`]);
     } else {
       notes.push('PyTorch reference not measured (no /usr/bin/python3 with torch): torch_* and *_ratio are null.');
