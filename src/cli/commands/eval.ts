@@ -12,7 +12,7 @@ export const command: Command = {
   name: 'eval',
   summary: 'COCO AP/AR of detections (results JSON or prediction JSONL), identical to pycocotools',
   usage: 'casl eval --gt GT.json --dets DETS [--iou bbox|segm] [--agnostic] [--json]',
-  example: 'casl eval --gt data/fixtures/val.json --dets runs/finetune/predictions.jsonl --iou segm --agnostic',
+  example: 'casl eval --gt data/fixtures/annotations/val.json --dets preds.jsonl --iou segm --agnostic',
   options: {
     gt: { type: 'string', help: 'COCO ground-truth JSON (images, annotations, categories)' },
     dets: {
