@@ -68,4 +68,6 @@ t.test('bad files say where', async (t) => {
     images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [{ id: 4, image_id: 1, category_id: 1, bbox: [0, 0, 1, 1] }],
   }))), /annotations\[0\] \(id 4\) has no numeric "area"/);
   t.throws(() => readGroundTruth(path.join(dir, 'missing.json')), /cannot read ground truth/);
+  const bom = readGroundTruth(write('bom.json', '\ufeff' + JSON.stringify({ images: [{ id: 3 }], annotations: [], categories: [] })));
+  t.same(bom.imageIds, [3], 'a byte order mark is skipped');
 });

@@ -340,6 +340,8 @@ function scanCocoFile(file: string, onElement: (key: string, element: unknown, i
         }
         if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
         if (!started) {
+          // A UTF-8 byte order mark before the object is tolerated.
+          if (base + p < 3 && (c === 0xef || c === 0xbb || c === 0xbf)) continue;
           if (c !== LBRACE) throw bad('no opening {', base + p);
           started = true;
           depth = 1;
