@@ -123,8 +123,9 @@ function toTrainOptions(opts: Options, file: string): TrainOptions & { backend: 
   const steps = nonNegative('steps');
   const epochs = nonNegative('epochs');
   if (steps === 0 && epochs === 0) throw new UsageError(`${file}: set 'steps' or 'epochs' to a positive number`);
+  // init: '' is an explicit "from scratch" (the supervised baseline), like val: '' for no evaluation.
   const init = opts.init as string | undefined;
-  if (stage === 'finetune' && !init && !opts.resume) throw new UsageError(`${file}: finetune starts from the warmup model: set 'init' (e.g. runs/warmup/model) or pass --init`);
+  if (stage === 'finetune' && init === undefined && !opts.resume) throw new UsageError(`${file}: finetune starts from the warmup model: set 'init' (e.g. runs/warmup/model) or pass --init; --init '' trains from scratch`);
   const val = opts.val as string | undefined;
   const train = need<string>('train');
   return {

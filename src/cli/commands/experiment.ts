@@ -1,0 +1,56 @@
+// `casl experiment`: the CA-SSL experiment end to end (pipelines/ca-ssl.yaml),
+// every stage cached by its inputs' hashes under OUT/stages/, the table in
+// OUT/table.md and on stdout, everything the report needs in OUT/results.json.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from '../command.js';
+import { UsageError } from '../command.js';
+import { pipelineFile } from '../options.js';
+import { loadProfile } from '../../experiment/profile.js';
+import { buildPlan } from '../../experiment/plan.js';
+import { runPlan } from '../../experiment/runner.js';
+import { caslExecutor } from '../../experiment/stages.js';
+import { collectResults, formatTable } from '../../experiment/table.js';
+
+export const command: Command = {
+  name: 'experiment',
+  summary: 'the CA-SSL experiment end to end: baseline, CA-SSL, the paper\'s ablations and sweeps, cached stage by stage; prints the table',
+  usage: 'casl experiment [--profile quick|full] [--out DIR] [--fixtures DIR] [--profiles FILE] [--dry-run]',
+  example: 'casl experiment --profile quick --out runs/ca-ssl',
+  options: {
+    profile: { type: 'string', help: 'profile of --profiles to run (quick: < 30 min, full: < 2.5 h on 2 cores)', default: 'full' },
+    profiles: { type: 'string', help: 'the profiles file', default: pipelineFile('ca-ssl') },
+    out: { type: 'string', short: 'o', help: 'experiment directory: stages/, table.md, results.json', default: 'runs/ca-ssl' },
+    fixtures: { type: 'string', help: 'the fixtures (casl fixtures --out DIR); made here when missing', default: 'data/fixtures' },
+    'dry-run': { type: 'boolean', help: 'list the stages and which would run, run nothing', default: false },
+  },
+  async run(opts, positionals, ctx) {
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}': casl experiment takes only options`);
+    const profile = loadProfile(opts.profiles as string, opts.profile as string);
+    const plan = buildPlan(profile);
+    const out = path.resolve(opts.out as string);
+    mkdirSync(out, { recursive: true });
+    const t0 = performance.now();
+    const log = (line: string) => ctx.stderr.write(`casl experiment: ${line}\n`);
+    log(`profile ${profile.name}: ${plan.stages.length} stages, seeds ${profile.seeds.join(', ')}`);
+    const outcomes = await runPlan(plan, {
+      runsDir: out, fixturesDir: path.resolve(opts.fixtures as string), execute: caslExecutor, log, dryRun: Boolean(opts['dry-run']),
+    });
+    if (opts['dry-run']) return 0;
+    const results = collectResults(plan, outcomes, (performance.now() - t0) / 1000);
+    const table = formatTable(results);
+    writeFileSync(path.join(out, 'table.md'), table);
+    writeFileSync(path.join(out, 'results.json'), JSON.stringify({
+      ...results,
+      stages: plan.stages.map((s) => ({ ...outcomes.get(s.id)!, kind: s.kind, dir: path.relative(out, outcomes.get(s.id)!.dir) })),
+      rows: results.rows, plan: { rows: plan.rows, sweep: plan.sweep, sweepBaseline: plan.sweepBaseline, galleryPseudo: plan.galleryPseudo },
+    }, null, 2) + '\n');
+    ctx.stdout.write(table);
+    const failed = [...outcomes.values()].filter((o) => o.status === 'failed');
+    if (failed.length) {
+      log(`${failed.length} stages failed (their dependents were skipped): ${failed.map((f) => `${f.id}: ${f.error}`).join('; ')}`);
+      return 1;
+    }
+    return 0;
+  },
+};

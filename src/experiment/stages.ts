@@ -1,0 +1,152 @@
+// The real executor: each training, labelling and prediction stage is a
+// `casl` child process (its memory is its own, a crash stays in it; stdout
+// to OUT/result.json or the stage's files, stderr to OUT/log.txt); the
+// pseudo-label selection (δ, share of the unlabeled split, COCO for the
+// class-specific warmup) is a small in-process step.
+import { spawn } from 'node:child_process';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import path from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { PROJECT_ROOT } from '../cli/options.js';
+import { filterByScore } from '../label/filter.js';
+import { pseudoLabelQuality } from '../label/quality.js';
+import { loadCoco, type CocoDataset } from '../io/coco.js';
+import { evaluateFiles } from '../eval/detections.js';
+import type { PredictionRecord } from '../records.js';
+import type { StageSpec } from './plan.js';
+import type { Executor } from './runner.js';
+
+export function fixturePaths(dir: string) {
+  return {
+    labeled: path.join(dir, 'annotations/labeled.json'),
+    labeledRoot: path.join(dir, 'images/labeled'),
+    val: path.join(dir, 'annotations/val.json'),
+    valRoot: path.join(dir, 'images/val'),
+    unlabeledRoot: path.join(dir, 'images/unlabeled'),
+    hidden: path.join(dir, 'annotations/unlabeled_hidden_gt.json'),
+  };
+}
+
+const CASL_BIN = path.join(PROJECT_ROOT, 'bin/casl.js');
+
+/** Runs `casl ARGS`, stdout to `stdoutFile`, stderr appended to DIR/log.txt; rejects with the log's tail on failure. */
+export function runCasl(args: string[], dir: string, stdoutFile: string): Promise<void> {
+  const logFile = path.join(dir, 'log.txt');
+  const err = openSync(logFile, 'a');
+  const out = openSync(stdoutFile, 'w');
+  return new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, [CASL_BIN, ...args], { stdio: ['ignore', out, err], cwd: PROJECT_ROOT });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      closeSync(err);
+      closeSync(out);
+      if (code === 0) return resolve();
+      const tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join(' | ');
+      reject(new Error(`casl ${args[0]} exited with ${signal ?? code} (${logFile}): ${tail}`));
+    });
+  });
+}
+
+async function* jsonl(file: string): AsyncGenerator<PredictionRecord> {
+  if (!existsSync(file)) return;
+  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    if (line.trim()) yield JSON.parse(line) as PredictionRecord;
+  }
+}
+
+async function trainStage(s: StageSpec, dir: string, inputs: Record<string, string>): Promise<void> {
+  const f = fixturePaths(inputs.fixtures);
+  const { data, ...settings } = s.config;
+  const train = data === 'labeled' ? f.labeled : path.join(inputs.data, data === 'pseudo' ? 'pseudo.jsonl' : 'train.json');
+  const config: Record<string, unknown> = {
+    ...settings,
+    train,
+    root: data === 'labeled' ? f.labeledRoot : f.unlabeledRoot,
+    val: f.val,
+    'val-root': f.valRoot,
+    out: path.join(dir, 'run'),
+    // '' trains from scratch (the baselines, the K-class labeler).
+    ...(settings.stage === 'finetune' ? { init: inputs.init ? path.join(inputs.init, 'run/model') : '' } : {}),
+    resume: true,
+    quiet: true,
+  };
+  const file = path.join(dir, 'config.yaml');
+  writeFileSync(file, `# written by casl experiment for stage ${s.id}\n${toYaml(config)}`);
+  await runCasl(['train', '--config', file], dir, path.join(dir, 'result.json'));
+}
+
+async function pseudoLabelStage(s: StageSpec, dir: string, inputs: Record<string, string>): Promise<void> {
+  const f = fixturePaths(inputs.fixtures);
+  const out = path.join(dir, 'pseudo.jsonl');
+  const shards = s.config.shards as number;
+  await runCasl(['pseudo-label', `${f.unlabeledRoot}/*`, '--root', f.unlabeledRoot, '--model', path.join(inputs.model, 'run/model'),
+    '--out', out, '--delta', String(s.config.delta), '--gt', f.hidden, '--stats', path.join(dir, 'stats.json'), '--quiet',
+    ...(shards > 1 ? ['--shard', `0/${shards}`] : []), ...(existsSync(out) ? ['--resume'] : [])], dir, path.join(dir, 'stdout.txt'));
+}
+
+/**
+ * The pseudo labels of one table row: the images with image_id mod n = 0
+ * (n = 1 / fraction: nested subsets), cut at δ, with their precision and
+ * recall against the hidden ground truth; as COCO too for a K-class warmup.
+ */
+export async function selectPseudoLabels(src: string, dir: string, o: { delta: number; fraction: number; format: 'jsonl' | 'coco'; hidden: string; categoriesFrom?: string }): Promise<void> {
+  const n = Math.round(1 / o.fraction);
+  const outFile = path.join(dir, 'pseudo.jsonl');
+  const out = createWriteStream(outFile);
+  const dropped = createWriteStream(`${outFile}.dropped`);
+  const coco: CocoDataset | undefined = o.format === 'coco'
+    ? { images: [], annotations: [], categories: loadCoco(o.categoriesFrom!).categories } : undefined;
+  const counts = { imagesIn: 0, imagesKept: 0, instances: 0 };
+  for (const file of [path.join(src, 'pseudo.jsonl'), path.join(src, 'pseudo.jsonl.dropped')]) {
+    for await (const rec of jsonl(file)) {
+      if (rec.image_id % n !== 0) continue;
+      counts.imagesIn += 1;
+      const kept = rec.instances?.length ? filterByScore(rec, o.delta) : null;
+      if (!kept) {
+        dropped.write(JSON.stringify({ ...rec, instances: [] }) + '\n');
+        continue;
+      }
+      counts.imagesKept += 1;
+      counts.instances += kept.instances.length;
+      out.write(JSON.stringify(kept) + '\n');
+      if (coco) {
+        if (!kept.width || !kept.height) throw new Error(`${file}: image ${kept.image_id} has no width/height, which COCO needs`);
+        coco.images.push({ id: kept.image_id, file_name: kept.file_name, width: kept.width, height: kept.height });
+        for (const x of kept.instances) {
+          coco.annotations.push({ id: coco.annotations.length + 1, image_id: kept.image_id, category_id: x.category_id, bbox: x.bbox, area: x.bbox[2] * x.bbox[3], iscrowd: 0 });
+        }
+      }
+    }
+  }
+  await Promise.all([out, dropped].map((w) => new Promise((r) => w.end(r))));
+  if (coco) writeFileSync(path.join(dir, 'train.json'), JSON.stringify(coco));
+  const quality = await pseudoLabelQuality(loadCoco(o.hidden), outFile, `${outFile}.dropped`);
+  writeFileSync(path.join(dir, 'quality.json'), JSON.stringify({ delta: o.delta, fraction: o.fraction, ...counts, ...quality }, null, 2) + '\n');
+}
+
+async function evalAgnosticStage(s: StageSpec, dir: string, inputs: Record<string, string>): Promise<void> {
+  const f = fixturePaths(inputs.fixtures);
+  const pred = path.join(dir, 'val.jsonl');
+  await runCasl(['pseudo-label', `${f.valRoot}/*`, '--root', f.valRoot, '--model', path.join(inputs.model, 'run/model'),
+    '--out', pred, '--delta', String(s.config.delta), '--overwrite', '--quiet'], dir, path.join(dir, 'stdout.txt'));
+  // Images left without a detection went to val.jsonl.dropped: for AP they simply have none.
+  const r = await evaluateFiles({ gt: f.val, dets: pred, iouType: 'bbox', agnostic: true });
+  writeFileSync(path.join(dir, 'eval.json'), JSON.stringify({ eval: { ...r.summary, images: r.images, detections: r.detections }, metric: 'AP^det-a' }, null, 2) + '\n');
+}
+
+export const caslExecutor: Executor = async (s, dir, inputs) => {
+  switch (s.kind) {
+    case 'fixtures':
+      mkdirSync(path.dirname(dir), { recursive: true });
+      await runCasl(['fixtures', '--out', dir, '--seed', String(s.config.seed)], path.dirname(dir), path.join(path.dirname(dir), 'fixtures.stdout'));
+      return;
+    case 'train': return trainStage(s, dir, inputs);
+    case 'pseudo-label': return pseudoLabelStage(s, dir, inputs);
+    case 'select': {
+      const f = fixturePaths(inputs.fixtures);
+      return selectPseudoLabels(inputs.pseudo, dir, { ...(s.config as { delta: number; fraction: number; format: 'jsonl' | 'coco' }), hidden: f.hidden, categoriesFrom: f.labeled });
+    }
+    case 'eval-agnostic': return evalAgnosticStage(s, dir, inputs);
+  }
+};
