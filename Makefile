@@ -106,6 +106,16 @@ $(RUNS)/warmup$(E)/model/model.json:
 finetune: build | $(RUNS)/warmup$(E)/model/model.json
 	$(CASL) train --stage finetune --init $(RUNS)/warmup$(E)/model --out $(RUNS)/finetune$(E) --resume $(TRAIN_FLAGS)
 
+# The CA-SSL experiment end to end (README: The experiment): baseline, CA-SSL,
+# the paper's ablations and sweeps, then the table (runs/ca-ssl/table.md, also
+# printed) and the report (runs/ca-ssl/report.md). PROFILE=quick or full
+# (pipelines/ca-ssl.yaml); every stage is cached under runs/ca-ssl/stages/ by
+# the hash of its config and inputs, so a re-run redoes only what changed and
+# a cut-off one resumes.
+ca-ssl: build | $(FIXTURES)/.done
+	$(CASL) experiment --profile $(PROFILE) --out $(RUNS)/ca-ssl
+	$(CASL) report --dir $(RUNS)/ca-ssl
+
 bench: build
 	$(CASL) bench all
 
