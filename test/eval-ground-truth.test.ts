@@ -5,7 +5,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { indexGroundTruth, readGroundTruth, type GroundTruth } from '../src/eval/ground-truth.js';
+import { indexGroundTruth, readGroundTruth, readGroundTruthStreamed, type GroundTruth } from '../src/eval/ground-truth.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'casl-gt-'));
 
@@ -41,16 +41,17 @@ t.test('streamed file = parsed JSON, in any key order and with other keys', asyn
     const file = path.join(dir, `gt-${order[0]}.json`);
     const obj = Object.fromEntries(order.map((k) => [k, coco[k as keyof typeof coco]]));
     writeFileSync(file, JSON.stringify(obj, null, order[0] === 'info' ? 2 : undefined));
-    const fromFile = readGroundTruth(file);
+    const fromFile = readGroundTruthStreamed(file);
     const fromJson = indexGroundTruth(obj, file);
     t.same(plain(fromFile), plain(fromJson), `key order ${order.join(', ')}`);
+    t.same(plain(readGroundTruth(file)), plain(fromJson), 'a small file is parsed whole, to the same index');
     t.same(fromFile.imageIds, [10, 20], 'images sorted by id');
     t.same(fromFile.categories.map((c) => c.id), [1, 3]);
     // Image 10: annotation 8 (cat 1); annotation 10 has an unknown category. Image 20: 7 then 11, in file order.
     t.same([...fromFile.annOrder].map((j) => fromFile.annId[j]), [8, 7, 11]);
     t.same(fromFile.segmentation(fromFile.annOrder[1]), [Float64Array.of(1, 2, 3, 4.25, 5, 6), Float64Array.of(7, 8, 9, 10, 11, 12)]);
   }
-  const agnostic = readGroundTruth(path.join(dir, 'gt-info.json'), { agnostic: true });
+  const agnostic = readGroundTruthStreamed(path.join(dir, 'gt-info.json'), { agnostic: true });
   t.same([...agnostic.annOrder].map((j) => agnostic.annId[j]), [8, 10, 7, 11], 'agnostic keeps every category');
 });
 
@@ -60,14 +61,16 @@ t.test('bad files say where', async (t) => {
     writeFileSync(f, text);
     return f;
   };
-  t.throws(() => readGroundTruth(write('list.json', '[1, 2]')), /not a COCO ground-truth JSON object \(no opening \{ at byte 0\)/);
-  t.throws(() => readGroundTruth(write('cut.json', '{"images": [{"id": 1}], "annotations": [{"id": 1')), /unexpected end of file/);
-  t.throws(() => readGroundTruth(write('noanns.json', '{"images": [], "categories": []}')), /"annotations" must be an array/);
-  t.throws(() => readGroundTruth(write('badjson.json', '{"images": [{"id": 1,}], "annotations": [], "categories": []}')), /images\[0\] is not valid JSON/);
-  t.throws(() => readGroundTruth(write('noarea.json', JSON.stringify({
+  t.throws(() => readGroundTruthStreamed(write('list.json', '[1, 2]')), /not a COCO ground-truth JSON object \(no opening \{ at byte 0\)/);
+  t.throws(() => readGroundTruthStreamed(write('cut.json', '{"images": [{"id": 1}], "annotations": [{"id": 1')), /unexpected end of file/);
+  t.throws(() => readGroundTruthStreamed(write('noanns.json', '{"images": [], "categories": []}')), /"annotations" must be an array/);
+  t.throws(() => readGroundTruthStreamed(write('badjson.json', '{"images": [{"id": 1,}], "annotations": [], "categories": []}')), /images\[0\] is not valid JSON/);
+  t.throws(() => readGroundTruthStreamed(write('noarea.json', JSON.stringify({
     images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [{ id: 4, image_id: 1, category_id: 1, bbox: [0, 0, 1, 1] }],
   }))), /annotations\[0\] \(id 4\) has no numeric "area"/);
   t.throws(() => readGroundTruth(path.join(dir, 'missing.json')), /cannot read ground truth/);
-  const bom = readGroundTruth(write('bom.json', '\ufeff' + JSON.stringify({ images: [{ id: 3 }], annotations: [], categories: [] })));
+  t.throws(() => readGroundTruth(path.join(dir, 'badjson.json')), /badjson\.json: not valid JSON/);
+  t.throws(() => readGroundTruth(path.join(dir, 'noanns.json')), /"annotations" must be an array/);
+  const bom = readGroundTruthStreamed(write('bom.json', '\ufeff' + JSON.stringify({ images: [{ id: 3 }], annotations: [], categories: [] })));
   t.same(bom.imageIds, [3], 'a byte order mark is skipped');
 });

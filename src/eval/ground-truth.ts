@@ -9,7 +9,7 @@
 // coordinate slab, so a ground truth of 100,000 images costs tens of MB, not
 // the several hundred a whole-file JSON.parse would.
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { Segmentation } from '../geometry/mask.js';
 import type { Rle } from '../records.js';
 
@@ -270,8 +270,31 @@ export function indexGroundTruth(json: unknown, source: string, opts: GroundTrut
   return b.finish();
 }
 
-/** Reads and indexes a COCO ground-truth file, one element at a time. */
+/** Files up to this size are parsed whole (JSON.parse is native and fast); larger ones element by element. */
+const WHOLE_FILE_BYTES = 32 * 2 ** 20;
+
+/** Reads and indexes a COCO ground-truth file; a large one one element at a time, so memory stays small. */
 export function readGroundTruth(file: string, opts: GroundTruthOptions = {}): GroundTruth {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch (e) {
+    throw new GroundTruthError(`cannot read ground truth ${file}: ${(e as Error).message}`);
+  }
+  if (size <= WHOLE_FILE_BYTES) {
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(file, 'utf8').replace(/^\ufeff/, ''));
+    } catch (e) {
+      throw new GroundTruthError(`${file}: not valid JSON (${(e as Error).message}); a COCO ground-truth file is one JSON object`);
+    }
+    return indexGroundTruth(json, file, opts);
+  }
+  return readGroundTruthStreamed(file, opts);
+}
+
+/** readGroundTruth's element-by-element reader (exported for tests of large-file behaviour on small files). */
+export function readGroundTruthStreamed(file: string, opts: GroundTruthOptions = {}): GroundTruth {
   const b = new GroundTruthBuilder(file, opts.agnostic ?? false, opts.masks ?? true);
   const seen = new Set<string>();
   scanCocoFile(file, (key, element, i) => {
