@@ -106,6 +106,18 @@ $(RUNS)/warmup$(E)/model/model.json:
 finetune: build | $(RUNS)/warmup$(E)/model/model.json
 	$(CASL) train --stage finetune --init $(RUNS)/warmup$(E)/model --out $(RUNS)/finetune$(E) --resume $(TRAIN_FLAGS)
 
+# COCO AP on the val split (casl eval: pycocotools' figures) of a model,
+# the finetuned one by default: class-specific, then class-agnostic.
+# Predictions are kept in runs/eval/. EVAL_MODEL=runs/labeler/model etc.
+EVAL_MODEL ?= $(RUNS)/finetune$(E)/model
+EVAL_PRED := $(RUNS)/eval$(E)/val-predictions.jsonl
+eval: build | $(FIXTURES)/.done
+	@mkdir -p $(dir $(EVAL_PRED))
+	$(CASL) ingest '$(FIXTURES)/images/val/*' --root $(FIXTURES)/images/val | \
+	  $(CASL) infer --model $(EVAL_MODEL) --root $(FIXTURES)/images/val --quiet > $(EVAL_PRED)
+	$(CASL) eval --gt $(FIXTURES)/annotations/val$(if $(E),_entities,).json --dets $(EVAL_PRED) $(if $(E),--iou segm,)
+	$(CASL) eval --gt $(FIXTURES)/annotations/val$(if $(E),_entities,).json --dets $(EVAL_PRED) $(if $(E),--iou segm,) --agnostic
+
 # The CA-SSL experiment end to end (README: The experiment): baseline, CA-SSL,
 # the paper's ablations and sweeps, then the table (runs/ca-ssl/table.md, also
 # printed) and the report (runs/ca-ssl/report.md). PROFILE=quick or full
