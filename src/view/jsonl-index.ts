@@ -239,6 +239,9 @@ function countAbove(arr: Float64Array, lo: number, hi: number, delta: number): n
   return lo - start;
 }
 
+/** Longest stretch of parsing between two turns of the event loop. */
+const SLICE_MS = 4;
+
 /**
  * Calls `onLine(bytes, offset, lineNo)` for each line of `file` (without its
  * '\n'; a last line without one counts) until it returns false. Lines are cut
@@ -255,11 +258,19 @@ export async function scanLines(
   // Bytes of a line split across chunks.
   let carry: Buffer[] = [];
   let carryStart = 0;
+  // The viewer indexes while it serves: parsing gives the event loop back
+  // every few milliseconds, so a page or a thumbnail request never waits
+  // behind a megabyte of JSON.
+  let slice = performance.now();
   const stream = createReadStream(file, { highWaterMark: 1 << 20 });
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       let from = 0;
       for (let nl = chunk.indexOf(10, from); nl >= 0; nl = chunk.indexOf(10, from)) {
+        if (performance.now() - slice > SLICE_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          slice = performance.now();
+        }
         const piece = chunk.subarray(from, nl);
         lineNo += 1;
         let more: boolean;
