@@ -145,6 +145,7 @@ export function collectResults(plan: Plan, outcomes: Map<string, Outcome>, invoc
 }
 
 function hms(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(0)} s`;
   const h = Math.floor(seconds / 3600);
   const m = Math.round((seconds % 3600) / 60);
   return h > 0 ? `${h} h ${String(m).padStart(2, '0')} min` : `${m} min`;
@@ -169,7 +170,7 @@ export function formatTable(r: Results): string {
   lines.push('');
   lines.push(`Budget: S = ${p.size}, B = ${p.batchSize}; steps: labelers ${p.labelerSteps}, warmup ${p.warmupSteps}, finetune ${p.finetuneSteps} `
     + `(baseline ${p.finetuneSteps}: the finetune's steps, not the warmup's${p.baselineLongSeeds.length ? `; baseline-long ${p.warmupSteps + p.finetuneSteps}` : ''}); `
-    + `unlabeled split: 1 image in ${p.unlabeledShards}; δ = ${p.delta}. `
+    + `unlabeled split: ${p.unlabeledShards > 1 ? `1 image in ${p.unlabeledShards}` : 'all of it'}; δ = ${p.delta}. `
     + `Wall time: ${hms(r.budget.stageSeconds)} of stage runs (${r.budget.stages} stages, each timed when it ran), this invocation ${hms(r.budget.invocationSeconds)} `
     + `(${r.budget.cached} stages from the cache${r.budget.failed ? `, ${r.budget.failed} failed or skipped` : ''}).`);
   const q = r.pseudoQuality;
