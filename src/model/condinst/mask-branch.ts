@@ -3,8 +3,8 @@
 // of mask features at stride 8 that every instance's dynamic head reads.
 // B images, F FPN channels, C_b branch channels, C mask channels, h3 P3's side:
 //   P3, P4, P5   [B, h3, h3, F], [B, h3/2, …], [B, h3/4, …]
-//   refine i     conv3x3 F→C_b, GN, ReLU on P(3+i), nearest-upsampled ×2^i to h3
-//   merged       Σ_i refine i                                 [B, h3, h3, C_b]
+//   refine i     conv3x3 F→C_b, GN, ReLU on P(3+i)
+//   merged       Σ_i up(refine i), nearest ×2^i to h3          [B, h3, h3, C_b]
 //   tower        branchConvs × (conv3x3 C_b→C_b, GN, ReLU)    [B, h3, h3, C_b]
 //   out          conv1x1 C_b→C (bias)                          [B, h3, h3, C]
 // Nearest ×2 (the FPN's own up2) instead of AdelaiDet's aligned bilinear:
@@ -38,17 +38,19 @@ export function maskBranch(params: Params, cfg: ModelConfig, m: MaskConfig, P: t
   return tf.tidy(() => {
     const block = (name: string, x: tf.Tensor4D) => convGnRelu(
       x, param(params, `${name}.0.weight`), param(params, `${name}.1.weight`), param(params, `${name}.1.bias`), 1, cfg.gnGroups, cfg.gnEps);
-    const [, h3, w3] = P[0].shape;
-    let merged: tf.Tensor4D | undefined;
-    for (let i = 0; i < branchLevels(cfg); i++) {
-      let r = block(`mask_branch.refine.${i}`, P[i]);
-      for (let k = 0; k < i; k++) r = up2(r);
-      // An odd side upsampled overshoots by a row or column: cut to P3's.
-      if (r.shape[1] !== h3 || r.shape[2] !== w3) r = tf.slice(r, [0, 0, 0, 0], [-1, h3, w3, -1]);
-      merged = merged ? (tf.add(merged, r) as tf.Tensor4D) : r;
+    // Coarsest first, each sum upsampled once on the way down (P5 → P4 → P3):
+    // the same sum as upsampling each level to P3 (nearest ×2 twice is ×4), one resize fewer.
+    let x: tf.Tensor4D | undefined;
+    for (let i = branchLevels(cfg) - 1; i >= 0; i--) {
+      const r = block(`mask_branch.refine.${i}`, P[i]);
+      if (x) {
+        x = up2(x);
+        // An odd side upsampled overshoots by a row or column: cut to this level's.
+        if (x.shape[1] !== r.shape[1] || x.shape[2] !== r.shape[2]) x = tf.slice(x, [0, 0, 0, 0], [-1, r.shape[1], r.shape[2], -1]);
+        x = tf.add(x, r) as tf.Tensor4D;
+      } else x = r;
     }
-    let x = merged!;
-    for (let i = 0; i < m.branchConvs; i++) x = block(`mask_branch.tower.${i}`, x);
-    return conv(x, param(params, 'mask_branch.out.weight'), 1, param(params, 'mask_branch.out.bias'));
+    for (let i = 0; i < m.branchConvs; i++) x = block(`mask_branch.tower.${i}`, x!);
+    return conv(x!, param(params, 'mask_branch.out.weight'), 1, param(params, 'mask_branch.out.bias'));
   });
 }
