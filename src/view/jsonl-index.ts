@@ -120,7 +120,13 @@ export class JsonlIndex {
    * Indexes `file` in one pass. `gt`, when given, is matched record by record
    * (IoU ≥ 0.5, class-agnostic) so recall at any δ is a count, not a re-read.
    */
-  static async build(file: string, gt?: GroundTruth, onProgress?: (records: number, bytes: number) => void): Promise<JsonlIndex> {
+  static async build(
+    file: string,
+    gt?: GroundTruth,
+    onProgress?: (records: number, bytes: number) => void,
+    /** Awaited between slices of parsing: the viewer holds the index back while it serves requests. */
+    pause?: () => Promise<void>,
+  ): Promise<JsonlIndex> {
     const offsets = f64(1024);
     const lengths = u32(1024);
     const lines = u32(1024);
@@ -159,7 +165,7 @@ export class JsonlIndex {
     const pos = await scanLines(file, (buf, start, lineNo) => {
       addLine(buf, start, lineNo);
       return true;
-    }, (bytes) => onProgress?.(kinds.length, bytes));
+    }, (bytes) => onProgress?.(kinds.length, bytes), pause);
     scoreStart.push(scores.length);
     gtStart.push(gtMatch.length);
     return new JsonlIndex(file, pos, offsets.done(), lengths.done(), lines.done(), kinds.done(), refused.done(), scoreStart.done(),
@@ -252,6 +258,7 @@ export async function scanLines(
   file: string,
   onLine: (buf: Buffer, offset: number, lineNo: number) => boolean,
   onChunk?: (bytes: number) => void,
+  pause?: () => Promise<void>,
 ): Promise<number> {
   let lineNo = 0;
   let pos = 0;
@@ -268,7 +275,7 @@ export async function scanLines(
       let from = 0;
       for (let nl = chunk.indexOf(10, from); nl >= 0; nl = chunk.indexOf(10, from)) {
         if (performance.now() - slice > SLICE_MS) {
-          await new Promise((resolve) => setImmediate(resolve));
+          await (pause ? pause() : new Promise((resolve) => setImmediate(resolve)));
           slice = performance.now();
         }
         const piece = chunk.subarray(from, nl);
@@ -322,4 +329,30 @@ export async function readHead(file: string, n: number): Promise<{ refs: LineRef
     return true;
   });
   return { refs, complete };
+}
+
+/**
+ * Lets background work (the index) run only when no request has been in
+ * flight for a moment: on two shared cores, the first page's thumbnails get
+ * the CPU first and the counts come right after.
+ */
+export class IdleGate {
+  private active = 0;
+  private last = 0;
+
+  constructor(private readonly quietMs = 150) {}
+
+  begin(): void {
+    this.active += 1;
+  }
+
+  end(): void {
+    this.active -= 1;
+    this.last = performance.now();
+  }
+
+  readonly wait = async (): Promise<void> => {
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.active > 0 || performance.now() - this.last < this.quietMs) await new Promise((resolve) => setTimeout(resolve, 20));
+  };
 }

@@ -20,7 +20,7 @@ import { PROJECT_ROOT } from '../cli/options.js';
 import type { Instance, PredictionRecord } from '../records.js';
 import type { GroundTruth } from './ground-truth.js';
 import { matchToGroundTruth } from './ground-truth.js';
-import { invalidReason, type JsonlIndex, Kind, type LineRef, readHead } from './jsonl-index.js';
+import { type IdleGate, invalidReason, type JsonlIndex, Kind, type LineRef, readHead } from './jsonl-index.js';
 import { isErrorRecord } from '../records.js';
 import { resolveUnderRoot } from './safe-path.js';
 import { ImageServer } from './thumbnails.js';
@@ -48,6 +48,8 @@ export interface ViewOptions {
   cacheBytes: number;
   /** Loopback binding: refuse requests whose Host is not a loopback name (DNS rebinding). */
   loopbackOnly: boolean;
+  /** Told when image and page requests start and end, so the index build yields to them (never those that wait for it). */
+  gate?: IdleGate;
 }
 
 export interface Tile {
@@ -248,6 +250,16 @@ export function createViewServer(o: ViewOptions): Server {
     }).catch(() => undefined);
   };
 
+  /** Runs a request's work with the index build held back (see IdleGate). */
+  const busy = async <T>(work: () => Promise<T>): Promise<T> => {
+    o.gate?.begin();
+    try {
+      return await work();
+    } finally {
+      o.gate?.end();
+    }
+  };
+
   const sendJson = (res: ServerResponse, status: number, body: unknown) => {
     const data = Buffer.from(JSON.stringify(body));
     res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': data.length, 'Cache-Control': 'no-store' });
@@ -320,7 +332,7 @@ export function createViewServer(o: ViewOptions): Server {
       const ids: number[] = [];
       for (let k = page * o.pageSize; k < Math.min(known, (page + 1) * o.pageSize); k++) ids.push(ord ? ord[k] : k);
       const warming: Promise<unknown>[] = [];
-      const items = await Promise.all(ids.map((i) => tile(i, delta, warming)));
+      const items = await busy(() => Promise.all(ids.map((i) => tile(i, delta, warming))));
       sendJson(res, 200, { filter, delta, total, page, pages, items });
       // The next page is the likely next request: warm its thumbnails too, after this page's.
       const next: number[] = [];
@@ -329,7 +341,12 @@ export function createViewServer(o: ViewOptions): Server {
       return;
     }
     const m = /^\/(thumb|image)\/([^/]+)$/.exec(p);
-    if (m) return serveImage(res, recordIndex(m[2]), m[1] === 'thumb' ? o.thumbSize : o.imageSize);
+    if (m) {
+      const i = recordIndex(m[2]);
+      // A record past the head waits for the index outside the gate, or the two would wait for each other.
+      if (!locateNow(i)) await ready;
+      return busy(() => serveImage(res, i, m[1] === 'thumb' ? o.thumbSize : o.imageSize));
+    }
     throw new HttpError(404, `nothing at ${p}`);
   };
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { GroundTruth } from '../../view/ground-truth.js';
-import { JsonlIndex } from '../../view/jsonl-index.js';
+import { IdleGate, JsonlIndex } from '../../view/jsonl-index.js';
 import { createViewServer } from '../../view/server.js';
 import { warmUpSharp } from '../../view/thumbnails.js';
 
@@ -56,13 +56,14 @@ export const command: Command = {
     // pages: a large file opens as fast as a small one.
     const t0 = performance.now();
     let lastReport = t0;
+    const gate = new IdleGate();
     const building = JsonlIndex.build(file, gt, (n, bytes) => {
       const now = performance.now();
       if (now - lastReport > 1000) {
         lastReport = now;
         ctx.stderr.write(`casl view: indexing ${file}: ${n} records, ${(bytes / 2 ** 20).toFixed(0)} MB\n`);
       }
-    });
+    }, gate.wait);
     const server = createViewServer({
       index: building, file, jsonl, root, gt,
       pageSize: opts['page-size'] as number,
@@ -70,6 +71,7 @@ export const command: Command = {
       imageSize: opts['image-size'] as number,
       cacheBytes: (opts['cache-mb'] as number) * 2 ** 20,
       loopbackOnly: LOOPBACK.includes(host),
+      gate,
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
