@@ -52,3 +52,26 @@ export function isErrorRecord(x: unknown): x is ErrorRecord {
   return typeof x === 'object' && x !== null && typeof (x as ErrorRecord).error === 'string'
     && typeof (x as ErrorRecord).stage === 'string';
 }
+
+/**
+ * Why a parsed line is not a prediction record, or null when it is one: a
+ * numeric image_id and an instances array whose scores are finite numbers
+ * and whose boxes are four finite numbers. `casl filter` and `casl view`
+ * both use this rule, so they count the same images.
+ */
+export function predictionRecordProblem(x: unknown): string | null {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return 'not a JSON object';
+  const r = x as Record<string, unknown>;
+  if (typeof r.image_id !== 'number') return "missing numeric key 'image_id'";
+  if (!Array.isArray(r.instances)) return "missing array key 'instances'";
+  for (let j = 0; j < r.instances.length; j++) {
+    const inst = r.instances[j] as Record<string, unknown> | null;
+    if (typeof inst !== 'object' || inst === null) return `instances[${j}] is not an object`;
+    if (typeof inst.score !== 'number' || !Number.isFinite(inst.score)) return `instances[${j}].score is not a finite number`;
+    const b = inst.bbox;
+    if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+      return `instances[${j}].bbox is not [x, y, w, h] of finite numbers`;
+    }
+  }
+  return null;
+}

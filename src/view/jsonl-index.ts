@@ -7,7 +7,7 @@
 import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { PredictionRecord } from '../records.js';
-import { isErrorRecord } from '../records.js';
+import { isErrorRecord, predictionRecordProblem } from '../records.js';
 import { type GroundTruth, matchToGroundTruth } from './ground-truth.js';
 import { lexicalRefusal } from './safe-path.js';
 
@@ -18,29 +18,6 @@ export const Kind = {
   /** A line that is not JSON or not a prediction record. */
   Invalid: 2,
 } as const;
-
-/**
- * Why a parsed line is not a prediction record, or null when it is one. The
- * record-level rule is `casl filter`'s (a numeric image_id and an instances
- * array), so both count the same images; a missing file_name still counts
- * and is shown as an error tile.
- */
-export function invalidReason(x: unknown): string | null {
-  if (typeof x !== 'object' || x === null || Array.isArray(x)) return 'not a JSON object';
-  const r = x as Record<string, unknown>;
-  if (typeof r.image_id !== 'number') return "missing numeric key 'image_id'";
-  if (!Array.isArray(r.instances)) return "missing array key 'instances'";
-  for (let j = 0; j < r.instances.length; j++) {
-    const inst = r.instances[j] as Record<string, unknown> | null;
-    if (typeof inst !== 'object' || inst === null) return `instances[${j}] is not an object`;
-    if (typeof inst.score !== 'number' || !Number.isFinite(inst.score)) return `instances[${j}].score is not a finite number`;
-    const b = inst.bbox;
-    if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-      return `instances[${j}].bbox is not [x, y, w, h] of finite numbers`;
-    }
-  }
-  return null;
-}
 
 /** A typed array that doubles when full: the index never knows its length in advance. */
 class Growable<T extends Float64Array | Uint32Array | Uint8Array> {
@@ -150,7 +127,7 @@ export class JsonlIndex {
       } catch {
         parsed = undefined;
       }
-      if (parsed === undefined || isErrorRecord(parsed) || invalidReason(parsed) !== null) {
+      if (parsed === undefined || isErrorRecord(parsed) || predictionRecordProblem(parsed) !== null) {
         kinds.push(parsed !== undefined && isErrorRecord(parsed) ? Kind.ErrorRecord : Kind.Invalid);
         refused.push(0);
         return;

@@ -20,8 +20,8 @@ import { PROJECT_ROOT } from '../cli/options.js';
 import type { Instance, PredictionRecord } from '../records.js';
 import type { GroundTruth } from './ground-truth.js';
 import { matchToGroundTruth } from './ground-truth.js';
-import { type IdleGate, invalidReason, type JsonlIndex, Kind, type LineRef, readHead } from './jsonl-index.js';
-import { isErrorRecord } from '../records.js';
+import { type IdleGate, type JsonlIndex, Kind, type LineRef, readHead } from './jsonl-index.js';
+import { isErrorRecord, predictionRecordProblem } from '../records.js';
 import { resolveUnderRoot } from './safe-path.js';
 import { ImageServer } from './thumbnails.js';
 
@@ -129,7 +129,7 @@ export function createViewServer(o: ViewOptions): Server {
       return { ref, error: `line ${ref.line}: not JSON (${(e as Error).message})` };
     }
     if (isErrorRecord(rec)) return { ref, file_name: rec.file_name, error: `error record from stage '${rec.stage}': ${rec.error}` };
-    const why = invalidReason(rec);
+    const why = predictionRecordProblem(rec);
     if (why) return { ref, error: `line ${ref.line}: not a prediction record: ${why}` };
     return { ref, rec: rec as PredictionRecord };
   };
@@ -228,7 +228,7 @@ export function createViewServer(o: ViewOptions): Server {
       for (const ref of refs) {
         try {
           const rec = JSON.parse(await readText(ref)) as PredictionRecord;
-          if (invalidReason(rec) === null) return rec.meta ?? null;
+          if (predictionRecordProblem(rec) === null) return rec.meta ?? null;
         } catch {
           // Not JSON: look at the next line.
         }

@@ -1,7 +1,7 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
-import type { PredictionRecord } from '../../records.js';
+import { type PredictionRecord, predictionRecordProblem } from '../../records.js';
 import { errorSink, mapOk, progress, readJsonl, routeErrors, serializeJsonl, writeTo, type OrError } from '../../streams/index.js';
 import { FilterStats, filterByScore } from '../../label/filter.js';
 
@@ -34,9 +34,8 @@ export const command: Command = {
 
     const kept = readJsonl<PredictionRecord>(input, { stdin: ctx.stdin })
       .through(mapOk('filter', (rec: PredictionRecord) => {
-        if (!Array.isArray(rec.instances) || typeof rec.image_id !== 'number') {
-          throw new Error('not a prediction record: needs a numeric image_id and an instances array (the output of casl infer)');
-        }
+        const problem = predictionRecordProblem(rec);
+        if (problem) throw new Error(`not a prediction record (the output of casl infer): ${problem}`);
         const out = filterByScore(rec, delta);
         stats.add(rec, out);
         if (!out && droppedFile) {
