@@ -76,7 +76,7 @@ async function trainStep(det: Detector, opt: Optimizer, batch: SynthBatch, point
     const out = forward(det, batch.images);
     const l = fcosLoss(out, batch.targets, points);
     if (!det.config.mask) return l.total;
-    const m = addMaskLoss(out, l.total, batch.masks, det.config.mask);
+    const m = addMaskLoss(det.params, out, l.total, batch.masks, det.config.mask);
     return m.total;
   }, names.map((n) => det.params.get(n)!));
   const named = new Map<string, tf.Tensor>();
@@ -93,7 +93,7 @@ async function infer(det: Detector, images: tf.Tensor4D, points: Points): Promis
     if (!det.config.mask) return;
     // As casl infer does: every detection's mask as RLE on a 256 × 256 original.
     const back = GeometricTransform.letterbox(256, 256, S).inverse();
-    for (const perImage of await predictMasks(out, dets, points, S, det.config.mask)) for (const m of perImage) maskToOriginal(m, back, 256, 256);
+    for (const perImage of await predictMasks(det.params, out, dets, points, S, det.config.mask)) for (const m of perImage) maskToOriginal(m, back, 256, 256);
   } finally {
     disposeOutput(out);
   }

@@ -84,7 +84,7 @@ t.test('casl infer with tiny-condinst: every instance has RLE that decodes to it
   const o = forward(det, xt);
   const points = makePoints(cfg, S);
   const dets = await postprocess(o, points, S, cfg.inference);
-  const masks = await predictMasks(o, dets, points, S, cfg.mask!);
+  const masks = await predictMasks(det.params, o, dets, points, S, cfg.mask!);
   disposeOutput(o);
   xt.dispose();
   // Detections whose box lies in the letterbox padding collapse when clipped to the image and are dropped.

@@ -13,7 +13,9 @@ import { TINY_CONDINST_MASK, dynamicLayerShapes, dynamicParamCount } from '../sr
 import { dynamicMaskHead, interpolationMatrix, resizeBilinear } from '../src/model/condinst/dynamic-head.js';
 import { diceLoss, diceLossPerInstance } from '../src/model/condinst/dice.js';
 import { maskTargets, sampleMask } from '../src/model/condinst/mask-targets.js';
-import { gatherRows, maskLoss } from '../src/model/condinst/loss.js';
+import { maskLoss } from '../src/model/condinst/loss.js';
+import { controllerLevel, controllerRows, gatherRows } from '../src/model/condinst/controller.js';
+import { flattenLevel } from '../src/model/ops.js';
 import { useTrainBackend } from './model-helpers.js';
 
 t.before(async () => {
@@ -146,8 +148,19 @@ t.test('tiny-condinst: shapes, parameter count, box outputs as tiny-fcos, gradie
   const x = tf.randomUniform([2, 128, 128, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
   const out = forward(det, x);
   const ref = forward(box, x);
-  t.same(out.controller!.shape, [2, 341, 169]);
+  t.same(out.boxTowers!.map((b) => b.shape), [[2, 16, 16, 64], [2, 8, 8, 64], [2, 4, 4, 64], [2, 2, 2, 64], [2, 1, 1, 64]]);
   t.same(out.maskFeats!.shape, [2, 16, 16, 8]);
+  // The controller at chosen rows equals the conv over every location (edges, every level, both images, padding).
+  const rows = Int32Array.from([0, 15, 17, 255, 256, 300, 336, 339, 340, 341, 341 + 100, 341 + 340, 2 * 341]);
+  const got = tf.tidy(() => controllerRows(det.params, out.boxTowers!, rows).arraySync());
+  const full = tf.tidy(() => tf.concat(out.boxTowers!.map((b) => flattenLevel(controllerLevel(det.params, b))), 1).arraySync()) as number[][][];
+  const bias = Array.from(det.params.get('head.controller.bias')!.dataSync());
+  let worst = 0;
+  rows.forEach((row, r) => {
+    const want = row === 2 * 341 ? bias : full[Math.floor(row / 341)][row % 341];
+    want.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - got[r][k]))));
+  });
+  t.ok(worst < 1e-5, `controllerRows vs the full conv: largest difference ${worst}`);
   t.equal(tf.max(tf.abs(tf.sub(out.box, ref.box))).dataSync()[0], 0, 'the mask parts leave the box outputs alone');
   disposeOutput(out);
   disposeOutput(ref);
@@ -166,7 +179,7 @@ t.test('tiny-condinst: shapes, parameter count, box outputs as tiny-fcos, gradie
   const before = tf.memory().numTensors;
   const { value, grads } = tf.variableGrads(() => {
     const o = forward(det, x);
-    return maskLoss({ controller: o.controller!, maskFeats: o.maskFeats! }, mt, cfg.mask!);
+    return maskLoss(det.params, { boxTowers: o.boxTowers!, maskFeats: o.maskFeats! }, mt, cfg.mask!);
   }, [...det.params.values()]);
   const loss = value.dataSync()[0];
   t.ok(loss > 0 && loss <= 1, `dice ${loss}`);

@@ -107,7 +107,7 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
     let masks: MaskLogits[][] | undefined;
     try {
       dets = await postprocess(out, points, S, det.config.inference);
-      if (det.config.mask) masks = await predictMasks(out, dets, points, S, det.config.mask);
+      if (det.config.mask) masks = await predictMasks(det.params, out, dets, points, S, det.config.mask);
     } finally {
       disposeOutput(out);
     }

@@ -6,7 +6,8 @@
 //   ctr       [B, L, 1]   centerness logits
 //   features  C2..C5 and P3..P7 (NHWC), only when asked for
 // With CondInst (`config.mask`, condinst/):
-//   controller [B, L, P]        dynamic mask-head parameters per location
+//   boxTowers  [B, h_l, h_l, F] per level: the controller reads them at the
+//              locations it is asked for (condinst/controller.ts controllerRows)
 //   maskFeats  [B, S/8, S/8, C] the mask branch's output on P3..P5
 // L = 341 for tiny-fcos at S = 128 (16² + 8² + 4² + 2² + 1²).
 import * as tf from '@tensorflow/tfjs-core';
@@ -16,7 +17,7 @@ import { fpn, fpnSpecs } from './fpn.js';
 import { headLevel, headSpecs } from './head.js';
 import { flattenLevel } from './ops.js';
 import { type ParamSpec, type Params, initValues, numel, seededRandom } from './params.js';
-import { controllerLevel, controllerSpecs } from './condinst/controller.js';
+import { controllerSpecs } from './condinst/controller.js';
 import { maskBranch, maskBranchSpecs } from './condinst/mask-branch.js';
 
 export interface Detector {
@@ -32,7 +33,7 @@ export interface DetectorOutput {
   ctr: tf.Tensor3D;
   features?: { C: tf.Tensor4D[]; P: tf.Tensor4D[] };
   /** CondInst only. */
-  controller?: tf.Tensor3D;
+  boxTowers?: tf.Tensor4D[];
   maskFeats?: tf.Tensor4D;
 }
 
@@ -85,17 +86,17 @@ export function forward(det: Detector, x: tf.Tensor4D, opts: { features?: boolea
     const cls: tf.Tensor3D[] = [];
     const box: tf.Tensor3D[] = [];
     const ctr: tf.Tensor3D[] = [];
-    const controller: tf.Tensor3D[] = [];
+    const boxTowers: tf.Tensor4D[] = [];
     P.forEach((f, l) => {
       const h = headLevel(det.params, cfg, f, l);
       cls.push(flattenLevel(h.cls));
       box.push(flattenLevel(h.box));
       ctr.push(flattenLevel(h.ctr));
-      if (cfg.mask) controller.push(flattenLevel(controllerLevel(det.params, h.boxTower)));
+      if (cfg.mask) boxTowers.push(h.boxTower);
     });
     const out: DetectorOutput = { cls: tf.concat(cls, 1), box: tf.concat(box, 1), ctr: tf.concat(ctr, 1) };
     if (cfg.mask) {
-      out.controller = tf.concat(controller, 1);
+      out.boxTowers = boxTowers;
       out.maskFeats = maskBranch(det.params, cfg, cfg.mask, P);
     }
     if (opts.features) out.features = { C, P };
@@ -105,6 +106,6 @@ export function forward(det: Detector, x: tf.Tensor4D, opts: { features?: boolea
 
 export function disposeOutput(out: DetectorOutput): void {
   tf.dispose([out.cls, out.box, out.ctr]);
-  if (out.controller) tf.dispose([out.controller, out.maskFeats!]);
+  if (out.boxTowers) tf.dispose([...out.boxTowers, out.maskFeats!]);
   if (out.features) tf.dispose([...out.features.C, ...out.features.P]);
 }

@@ -175,7 +175,7 @@ function step(det: Detector, opt: Optimizer, batch: TrainBatch, points: ReturnTy
     const l = fcosLoss(out, batch.targets, points);
     parts = [tf.keep(l.cls), tf.keep(l.reg), tf.keep(l.ctr)];
     if (!batch.masks) return l.total;
-    const withMask = addMaskLoss(out, l.total, batch.masks, det.config.mask!);
+    const withMask = addMaskLoss(det.params, out, l.total, batch.masks, det.config.mask!);
     parts.push(tf.keep(withMask.mask));
     return withMask.total;
   }, names.map((n) => det.params.get(n)!));

@@ -11,7 +11,7 @@
 // per original pixel in the RLE's column-major order): resizing every
 // detection's logits to S × S on the backend and downloading them cost
 // about 10× the box-only inference.
-//   controller [B, L, P], maskFeats [B, h, w, C], dets[b] with `locations`
+//   box towers, maskFeats [B, h, w, C], dets[b] with `locations`
 //   → logits[b][i] Float32Array h·w (row-major)
 import * as tf from '@tensorflow/tfjs-core';
 import type { GeometricTransform } from '../../augment/geometric.js';
@@ -19,6 +19,8 @@ import { type RleMask, rleToJson } from '../../geometry/mask.js';
 import type { Rle } from '../../records.js';
 import type { Points } from '../points.js';
 import type { Detections } from '../postprocess.js';
+import type { Params } from '../params.js';
+import { controllerRows } from './controller.js';
 import { dynamicMaskHead } from './dynamic-head.js';
 import type { MaskConfig } from './mask-config.js';
 import { locationSoi } from './mask-targets.js';
@@ -37,14 +39,15 @@ export interface MaskLogits {
 
 /** Every detection's mask logits, per image. */
 export async function predictMasks(
-  out: { controller?: tf.Tensor3D; maskFeats?: tf.Tensor4D }, dets: Detections[], points: Points, S: number, m: MaskConfig,
+  weights: Params, out: { boxTowers?: tf.Tensor4D[]; maskFeats?: tf.Tensor4D }, dets: Detections[], points: Points, S: number, m: MaskConfig,
 ): Promise<MaskLogits[][]> {
-  if (!out.controller || !out.maskFeats) throw new Error('predictMasks: the model has no mask branch (its config has no `mask` block)');
-  const [B, L, P] = out.controller.shape;
+  if (!out.boxTowers || !out.maskFeats) throw new Error('predictMasks: the model has no mask branch (its config has no `mask` block)');
+  const B = out.maskFeats.shape[0];
+  const L = points.L;
   const [, h, w] = out.maskFeats.shape;
   if (dets.length !== B) throw new Error(`predictMasks: ${dets.length} images of detections for a batch of ${B}`);
   const N = Math.max(1, ...dets.map((d) => d.scores.length));
-  const rows = new Int32Array(B * N);
+  const rows = new Int32Array(B * N).fill(B * L);
   const centers = new Float32Array(B * N * 2);
   const soi = new Float32Array(B * N).fill(1);
   const levelSoi = locationSoi(points, m, S);
@@ -60,7 +63,7 @@ export async function predictMasks(
     }
   });
   const logits = tf.tidy(() => {
-    const params = tf.gather(tf.reshape(out.controller!, [B * L, P]), tf.tensor1d(rows, 'int32')) as tf.Tensor2D;
+    const params = controllerRows(weights, out.boxTowers!, rows);
     return dynamicMaskHead(out.maskFeats!, params, N, centers, soi, MASK_FEATURE_STRIDE, m);
   });
   let data: Float32Array;
