@@ -50,10 +50,12 @@ fixtures: $(FIXTURES)/.done
 fixtures-sample: build
 	$(CASL) fixtures --out fixtures/sample --seed 1 --labeled 12 --unlabeled 24 --val 12 --quiet --montage docs/fixtures.png
 
-# The main job. The labeler is trained (make labeler) only when none exists;
-# pseudo labels left by a run that was stopped are finished with --resume,
-# and thrown away when the labeler is newer than they are.
-LABELER_CKPT := $(RUNS)/labeler$(E)/model
+# The main job. The labeler is the one `make labeler` trained (runs/labeler/
+# model) if there is one, else the one committed under fixtures/labeler (made
+# by `make labeler` on the default fixtures; README: Pseudo labels), else it
+# is trained now. Pseudo labels left by a run that was stopped are finished
+# with --resume, and thrown away when the labeler is newer than they are.
+LABELER_CKPT := $(firstword $(patsubst %/model.json,%,$(wildcard $(RUNS)/labeler$(E)/model/model.json fixtures/labeler$(E)/model.json)) $(RUNS)/labeler$(E)/model)
 PSEUDO := $(RUNS)/pseudo-labels$(E)/pseudo.jsonl
 HIDDEN_GT := $(FIXTURES)/annotations/unlabeled_hidden_gt$(if $(E),_entities,).json
 
