@@ -172,6 +172,10 @@ export const benchmark: Benchmark = {
     const notes: string[] = [];
 
     const torch = await torchReference(opts.quick, opts.log);
+    if (torch.torch_train_step_ms !== null) {
+      opts.log(`PyTorch: train step ${torch.torch_train_step_ms.toFixed(0)} ms, inference ${torch.torch_infer_images_per_s!.toFixed(1)} images/s, ` +
+        `forward ${torch.torch_forward_images_per_s!.toFixed(1)} images/s`);
+    }
     Object.assign(figures, torch);
 
     const cfg = modelConfig('tiny-fcos', { numClasses: K, inputSize: S });
@@ -185,6 +189,8 @@ export const benchmark: Benchmark = {
       opts.log(`${name}: measuring (${iters.warmup} warm-up + ${iters.n} timed iterations each)`);
       const det = createDetector(cfg, { seed: 0 });
       const f = await measure(det, iters);
+      opts.log(`${name}: train step ${f.train_step_ms.toFixed(0)} ms (${f.train_step_cpu_ms.toFixed(0)} ms CPU), ` +
+        `inference ${f.infer_images_per_s.toFixed(1)} images/s, forward ${f.forward_images_per_s.toFixed(1)} images/s`);
       const prefix = i === 0 ? '' : `${name}_`;
       figures[`${prefix}train_step_ms`] = f.train_step_ms;
       figures[`${prefix}train_step_cpu_ms`] = f.train_step_cpu_ms;
