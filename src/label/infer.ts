@@ -25,7 +25,7 @@ import type { DecodedRecord, RgbImage } from '../io/decode.js';
 import { toFloat32 } from '../io/decode.js';
 import { type Detector, disposeOutput, forward } from '../model/detector.js';
 import { makePoints, type Points } from '../model/points.js';
-import { postprocess, nms } from '../model/postprocess.js';
+import { type Detections, postprocess, nms } from '../model/postprocess.js';
 import { GeometricTransform } from '../augment/geometric.js';
 import { AugmentTransform } from '../augment/transform.js';
 import { drawTransform, type PolicyName } from '../augment/policy.js';
@@ -41,6 +41,13 @@ export interface InferOptions {
   /** Views per image (V): 1 is the plain letterbox only. */
   views: number;
   seed: number;
+  /**
+   * Compute masks only for detections whose (rounded) score is above this:
+   * `casl pseudo-label` passes δ, since the filter drops the others anyway
+   * and a mask costs far more than a box. Their boxes stay, so the filter's
+   * counts are those of a run without it.
+   */
+  minScore?: number;
   /** COCO category id of each classifier channel; default k + 1. */
   categoryIds?: number[];
   meta: PredictionMeta;
@@ -73,7 +80,30 @@ export function viewsOf(rec: DecodedRecord, S: number, aug: PolicyName, V: numbe
   return views;
 }
 
+function maskOf(m: MaskLogits | undefined, view: AugmentTransform, rec: DecodedRecord): Pick<Instance, 'segmentation'> {
+  return m ? { segmentation: maskToOriginal(m, view.inverse(), rec.width, rec.height) } : {};
+}
+
 const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
+const SCORE_DECIMALS = 5;
+
+/** Indices of the detections whose score, as written, is above `min` (the δ rule of the filter). */
+function scoreAbove(d: Detections, min: number): number[] {
+  const keep: number[] = [];
+  for (let j = 0; j < d.scores.length; j++) if (round(d.scores[j], SCORE_DECIMALS) > min) keep.push(j);
+  return keep;
+}
+
+function subset(d: Detections, keep: number[]): Detections {
+  const boxes = new Float32Array(4 * keep.length);
+  keep.forEach((j, i) => boxes.set(d.boxes.subarray(4 * j, 4 * j + 4), 4 * i));
+  return {
+    boxes,
+    scores: Float32Array.from(keep, (j) => d.scores[j]),
+    labels: Int32Array.from(keep, (j) => d.labels[j]),
+    ...(d.locations ? { locations: Int32Array.from(keep, (j) => d.locations![j]) } : {}),
+  };
+}
 
 /**
  * Decoded records → prediction records (boxes in original-image pixels).
@@ -103,11 +133,22 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
     } finally {
       x.dispose();
     }
-    let dets;
-    let masks: MaskLogits[][] | undefined;
+    let dets: Detections[];
+    let masks: (MaskLogits | undefined)[][] | undefined;
     try {
       dets = await postprocess(out, points, S, det.config.inference);
-      if (det.config.mask) masks = await predictMasks(det.params, out, dets, points, S, det.config.mask);
+      if (det.config.mask) {
+        // masks[view][detection], undefined for detections left without one.
+        const wanted = dets.map((d) => (opts.minScore === undefined ? null : scoreAbove(d, opts.minScore)));
+        const some = await predictMasks(det.params, out, dets.map((d, v) => (wanted[v] ? subset(d, wanted[v]!) : d)), points, S, det.config.mask);
+        masks = some.map((m, v) => {
+          const w = wanted[v];
+          if (!w) return m;
+          const all: (MaskLogits | undefined)[] = new Array(dets[v].scores.length);
+          w.forEach((j, i) => (all[j] = m[i]));
+          return all;
+        });
+      }
     } finally {
       disposeOutput(out);
     }
@@ -135,9 +176,9 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
         : scores.map((_, j) => j);
       const instances: Instance[] = keep.map((j) => ({
         bbox: [round(boxes[4 * j], 2), round(boxes[4 * j + 1], 2), round(boxes[4 * j + 2] - boxes[4 * j], 2), round(boxes[4 * j + 3] - boxes[4 * j + 1], 2)],
-        score: round(scores[j], 5),
+        score: round(scores[j], SCORE_DECIMALS),
         category_id: catIds[labels[j]],
-        ...(masks ? { segmentation: maskToOriginal(masks[i * V + from[j][0]][from[j][1]], views[i][from[j][0]].transform.inverse(), rec.width, rec.height) } : {}),
+        ...maskOf(masks?.[i * V + from[j][0]][from[j][1]], views[i][from[j][0]].transform, rec),
       }));
       return { image_id: rec.image_id, file_name: rec.file_name, width: rec.width, height: rec.height, instances, meta };
     });

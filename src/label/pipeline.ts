@@ -44,6 +44,8 @@ export interface PredictOptions {
   seed: number;
   decodeConcurrency: number;
   maxPixels?: number;
+  /** See InferOptions.minScore. */
+  minScore?: number;
 }
 
 /** Image records → prediction records in original-image pixels; bad images become error records. */
@@ -60,6 +62,7 @@ export function predictImages(labeler: Labeler, opts: PredictOptions): Stage<OrE
       aug: opts.aug,
       views: opts.views,
       seed: opts.seed,
+      minScore: opts.minScore,
       categoryIds: labeler.categoryIds,
       meta: { model: labeler.modelHash, backend: labeler.backend },
     }));

@@ -42,7 +42,7 @@ export const command: Command = {
     if (!resume && !opts.overwrite && [paths.out, paths.dropped, paths.errors].some((f) => existsSync(f))) {
       throw new UsageError(`${paths.out} (or its .dropped/.errors) exists: --resume to finish that run, or --overwrite to start over`);
     }
-    const popts = predictionOptions(opts as unknown as PredictionFlags);
+    const popts = { ...predictionOptions(opts as unknown as PredictionFlags), minScore: delta };
     const shard = opts.shard === undefined ? undefined : parseShard(opts.shard as string);
     const log = (line: string) => ctx.stderr.write(line + '\n');
     const gt = opts.gt ? loadCoco(opts.gt as string) : undefined;
