@@ -4,6 +4,7 @@
 // objects (some in the wrong category) plus background false positives,
 // with box and mask for each. Deterministic for a seed.
 
+import { Rng } from '../augment/rng.js';
 import { rleFromPolygon, rleToJson, rleArea, rleToBbox } from '../geometry/mask.js';
 import type { Instance, PredictionRecord } from '../records.js';
 
@@ -38,14 +39,8 @@ export function imageId(i: number): number {
 }
 
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 /** A star-shaped polygon around (cx, cy) with radii up to rx, ry. */

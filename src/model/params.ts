@@ -3,6 +3,7 @@
 // to); detector.ts turns them into tf.Variables. Names follow the PyTorch
 // reference's state_dict (`backbone.stem.0.weight`), so a parity bundle or a
 // PyTorch export maps 1:1. Conv weights are HWIO [k, k, Cin, Cout].
+import { Rng } from '../augment/rng.js';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** The four parts a finetune may take from a checkpoint. */
@@ -36,16 +37,10 @@ export function gnSpecs(name: string, c: number, part: Part): ParamSpec[] {
   ];
 }
 
-/** mulberry32: a small seeded generator, so a seed gives the same weights on every backend. */
+/** casl's seeded generator (mulberry32), so a seed gives the same weights on every backend. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 /** Standard normal samples by Box–Muller. */
