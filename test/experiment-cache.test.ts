@@ -57,6 +57,10 @@ t.test('a key changes with its config or an input, and only then', async (t) => 
   t.equal(k3.get('labeler'), k0.get('labeler'));
   t.equal(k3.get('warmup/ca-ssl/seed-1'), k0.get('warmup/ca-ssl/seed-1'));
 
+  // Throughput knobs (images in flight, checkpoint spacing): nothing.
+  const fast: BaseYaml = (name) => ({ ...bases()(name), concurrency: 24, prefetch: 6, 'checkpoint-every': 10 });
+  t.same(changed(k0, planKeys(buildPlan(profile, fast).stages, 'fixtures-A')), [], 'throughput settings are not identity');
+
   // New fixtures: everything.
   const k4 = planKeys(plan.stages, 'fixtures-B');
   t.same(changed(k0, k4), [...k0.keys()].sort());

@@ -59,12 +59,21 @@ export type BaseYaml = (stage: 'labeler' | 'warmup' | 'finetune' | 'pseudo-label
 /** The stage defaults as the checkout has them now. */
 export const readBaseYaml: BaseYaml = (name) => parseYaml(readFileSync(pipelineFile(name), 'utf8')) as Record<string, unknown>;
 
-// Keys that the runner fills from the inputs and the stage directory: they
-// are not part of a stage's identity.
+// Not part of a stage's identity: the keys the runner fills from the inputs
+// and the stage directory, and the throughput knobs (images in flight,
+// checkpoint spacing), which change how fast a stage runs, not its result;
+// retuning them must not throw the cache away.
 const PATH_KEYS = ['train', 'root', 'val', 'val-root', 'out', 'init', 'resume', 'quiet', 'backend'];
+const THROUGHPUT_KEYS = ['prefetch', 'concurrency', 'decode-concurrency', 'checkpoint-every', 'keep-checkpoints'];
+
+export function withoutThroughput(c: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...c };
+  for (const k of THROUGHPUT_KEYS) delete out[k];
+  return out;
+}
 
 function trainConfig(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const c: Record<string, unknown> = { ...base, ...over, 'eval-every': 0 };
+  const c: Record<string, unknown> = withoutThroughput({ ...base, ...over, 'eval-every': 0 });
   for (const k of PATH_KEYS) delete c[k];
   return c;
 }
@@ -98,7 +107,7 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
 
   const deltas = [p.delta, ...p.sweepDeltas, ...p.galleryDeltas];
   const deltaMin = Math.min(...deltas);
-  const pseudoCfg = { ...base('pseudo-labels'), delta: deltaMin, shards: p.unlabeledShards };
+  const pseudoCfg = { ...withoutThroughput(base('pseudo-labels')), delta: deltaMin, shards: p.unlabeledShards };
   const pseudo = add({ id: 'pseudo/agnostic', kind: 'pseudo-label', config: pseudoCfg, deps: { fixtures: 'fixtures', model: labeler } });
   const pseudoK = add({ id: 'pseudo/specific', kind: 'pseudo-label', config: { ...pseudoCfg, delta: p.delta }, deps: { fixtures: 'fixtures', model: labelerK } });
   const select = (id: string, from: string, delta: number, fraction: number, format: 'jsonl' | 'coco'): string =>
@@ -124,7 +133,7 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
     // K-class labeler's pseudo labels written as COCO (the warmup stage
     // itself is K = 1 by construction).
     const wk = train(`warmup/cs-pseudo/${s}`, { stage: 'finetune', from: 'warmup', steps: p.warmupSteps, seed, data: 'pseudo-coco', deps: { data: selCs } });
-    const wkEval = add({ id: `eval-agnostic/cs-pseudo/${s}`, kind: 'eval-agnostic', config: { ...base('pseudo-labels'), delta: 0 }, deps: { fixtures: 'fixtures', model: wk } });
+    const wkEval = add({ id: `eval-agnostic/cs-pseudo/${s}`, kind: 'eval-agnostic', config: { ...withoutThroughput(base('pseudo-labels')), delta: 0 }, deps: { fixtures: 'fixtures', model: wk } });
     row('cs-pseudo').seeds.push({ seed, warmup: wkEval, finetune: train(`finetune/cs-pseudo/${s}`, { stage: 'finetune', from: 'finetune', steps: p.finetuneSteps, seed, data: 'labeled', deps: { init: wk }, init: ALL }) });
     row('ca-gt').seeds.push({ seed, warmup: labeler, finetune: train(`finetune/ca-gt/${s}`, { stage: 'finetune', from: 'finetune', steps: p.finetuneSteps, seed, data: 'labeled', deps: { init: labeler }, init: ALL }) });
   }

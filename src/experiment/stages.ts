@@ -14,7 +14,7 @@ import { pseudoLabelQuality } from '../label/quality.js';
 import { loadCoco, type CocoDataset } from '../io/coco.js';
 import { evaluateFiles } from '../eval/detections.js';
 import type { PredictionRecord } from '../records.js';
-import type { StageSpec } from './plan.js';
+import { readBaseYaml, withoutThroughput, type StageSpec } from './plan.js';
 import type { Executor } from './runner.js';
 
 export function fixturePaths(dir: string) {
@@ -59,7 +59,11 @@ async function trainStage(s: StageSpec, dir: string, inputs: Record<string, stri
   const f = fixturePaths(inputs.fixtures);
   const { data, ...settings } = s.config;
   const train = data === 'labeled' ? f.labeled : path.join(inputs.data, data === 'pseudo' ? 'pseudo.jsonl' : 'train.json');
+  // The throughput knobs are not in the stage's identity (plan.ts): today's values from the stage's YAML.
+  const base = readBaseYaml(settings.stage as 'labeler' | 'warmup' | 'finetune');
+  const throughput = Object.fromEntries(Object.entries(base).filter(([k]) => withoutThroughput({ [k]: 1 })[k] === undefined));
   const config: Record<string, unknown> = {
+    ...throughput,
     ...settings,
     train,
     root: data === 'labeled' ? f.labeledRoot : f.unlabeledRoot,
