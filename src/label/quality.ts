@@ -8,6 +8,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { CocoDataset } from '../io/coco.js';
 import type { Instance } from '../records.js';
+import { greedyMatch } from '../geometry/match.js';
 
 export interface Quality {
   images: number;
@@ -16,38 +17,6 @@ export interface Quality {
   truePositives: number;
   precision: number;
   recall: number;
-}
-
-function iou(a: readonly number[], b: readonly number[]): number {
-  const iw = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
-  const ih = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
-  if (iw <= 0 || ih <= 0) return 0;
-  const inter = iw * ih;
-  return inter / (a[2] * a[3] + b[2] * b[3] - inter);
-}
-
-/** True positives of one image's instances against its gt boxes ([x, y, w, h]). */
-export function matchImage(instances: readonly Instance[], gt: readonly (readonly number[])[], threshold = 0.5): number {
-  const order = instances.map((_, i) => i).sort((a, b) => instances[b].score - instances[a].score);
-  const used = new Uint8Array(gt.length);
-  let tp = 0;
-  for (const i of order) {
-    let best = -1;
-    let bestIou = threshold;
-    for (let g = 0; g < gt.length; g++) {
-      if (used[g]) continue;
-      const v = iou(instances[i].bbox, gt[g]);
-      if (v >= bestIou) {
-        bestIou = v;
-        best = g;
-      }
-    }
-    if (best >= 0) {
-      used[best] = 1;
-      tp += 1;
-    }
-  }
-  return tp;
 }
 
 async function* records(file: string): AsyncGenerator<{ image_id: number; instances?: Instance[] }> {
@@ -82,7 +51,7 @@ export async function pseudoLabelQuality(gt: CocoDataset, out: string, dropped: 
       q.images += 1;
       q.gtInstances += g.length;
       q.pseudoInstances += inst.length;
-      q.truePositives += matchImage(inst, g);
+      q.truePositives += greedyMatch(inst, g).filter((score) => score !== -Infinity).length;
     }
   }
   q.precision = q.pseudoInstances ? q.truePositives / q.pseudoInstances : 0;

@@ -8,6 +8,7 @@
 // below δ. So matching once with every prediction, and keeping for each GT
 // box the score of the prediction that took it, gives the recall at every δ:
 // recall(δ) = #{GT boxes whose match scored > δ} / #GT boxes.
+import { greedyMatch } from '../geometry/match.js';
 import { readFile } from 'node:fs/promises';
 import type { PredictionRecord } from '../records.js';
 import { UsageError } from '../cli/command.js';
@@ -82,13 +83,7 @@ export class GroundTruth {
   }
 }
 
-export function iou(a: readonly number[], b: readonly number[]): number {
-  const iw = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
-  const ih = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
-  if (iw <= 0 || ih <= 0) return 0;
-  const inter = iw * ih;
-  return inter / (a[2] * a[3] + b[2] * b[3] - inter);
-}
+export { iouXywh as iou } from '../geometry/match.js';
 
 /**
  * For each non-crowd GT box of the record's image, the score of the
@@ -96,22 +91,5 @@ export function iou(a: readonly number[], b: readonly number[]): number {
  */
 export function matchToGroundTruth(rec: PredictionRecord, gt: GroundTruth): number[] {
   const im = gt.lookup(rec);
-  if (!im || im.boxes.length === 0) return [];
-  const matched = new Array<number>(im.boxes.length).fill(-Infinity);
-  const order = rec.instances.map((_, j) => j).sort((p, q) => rec.instances[q].score - rec.instances[p].score);
-  for (const j of order) {
-    const box = rec.instances[j].bbox;
-    let best = -1;
-    let bestIou = MATCH_IOU;
-    for (let g = 0; g < im.boxes.length; g++) {
-      if (matched[g] !== -Infinity) continue;
-      const o = iou(box, im.boxes[g]);
-      if (o >= bestIou) {
-        bestIou = o;
-        best = g;
-      }
-    }
-    if (best >= 0) matched[best] = rec.instances[j].score;
-  }
-  return matched;
+  return im ? greedyMatch(rec.instances, im.boxes, MATCH_IOU) : [];
 }
