@@ -23,7 +23,7 @@ import { Optimizer, SGD_DEFAULTS } from '../src/model/optim.js';
 import { type Points, makePoints } from '../src/model/points.js';
 import { postprocess } from '../src/model/postprocess.js';
 import { type Targets, fcosTargets } from '../src/model/targets.js';
-import { seededRandom } from '../src/model/params.js';
+import { syntheticBatch } from './model.js';
 import { addMaskLoss } from '../src/model/condinst/loss.js';
 import { type MaskTargets, maskTargets } from '../src/model/condinst/mask-targets.js';
 import { maskToOriginal, predictMasks } from '../src/model/condinst/predict-masks.js';
@@ -40,20 +40,8 @@ interface SynthBatch {
 }
 
 function synthBatch(seed: number, points: Points, b: number): SynthBatch {
-  const r = seededRandom(seed);
-  const pixels = new Float32Array(b * S * S * 3);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = r();
+  const { images, gt } = syntheticBatch(b, seed);
   const side = S / 4;
-  const gt = Array.from({ length: b }, () => {
-    const n = 1 + Math.floor(r() * 6);
-    const boxes: number[][] = [];
-    for (let i = 0; i < n; i++) {
-      const w = 8 + r() * (S / 2), h = 8 + r() * (S / 2);
-      const x = r() * (S - w), y = r() * (S - h);
-      boxes.push([x, y, x + w, y + h]);
-    }
-    return { boxes, labels: boxes.map(() => 0) };
-  });
   const masks = gt.map((g) => g.boxes.map(([x1, y1, x2, y2]) => {
     const m = new Uint8Array(side * side);
     const cx = (x1 + x2) / 2, cy = (y1 + y2) / 2, rx = (x2 - x1) / 2, ry = (y2 - y1) / 2;
@@ -65,7 +53,7 @@ function synthBatch(seed: number, points: Points, b: number): SynthBatch {
   }));
   const cfgMask = modelConfig('tiny-condinst').mask!;
   const targets = fcosTargets(points, gt, 1.5);
-  return { images: tf.tensor4d(pixels, [b, S, S, 3]), targets, masks: maskTargets(targets, points, masks, side, side, cfgMask, S) };
+  return { images, targets, masks: maskTargets(targets, points, masks, side, side, cfgMask, S) };
 }
 
 /** The trainer's step (src/train/trainer.ts): forward, losses, backward, SGD. */

@@ -27,8 +27,7 @@ import { Optimizer, SGD_DEFAULTS } from '../src/model/optim.js';
 import { seededRandom } from '../src/model/params.js';
 import { makePoints } from '../src/model/points.js';
 import { postprocess } from '../src/model/postprocess.js';
-import type { GtInstances } from '../src/model/targets.js';
-import { type Batch, lossAndGrads, trainStep } from '../src/model/train-step.js';
+import { lossAndGrads, trainStep } from '../src/model/train-step.js';
 
 const S = 128;
 const K = 1;
@@ -42,12 +41,12 @@ const TF_NAME: Record<ResolvedBackend, string> = { 'tfjs-node-gpu': 'tensorflow'
 
 const run = promisify(execFile);
 
-/** Random images and 1–6 random boxes each, like the reference's synth_batch. */
-function syntheticBatch(B: number, seed: number): Batch {
+/** Random images and 1–6 random boxes each, like the reference's synth_batch (S = 128). */
+export function syntheticBatch(B: number, seed: number): { images: tf.Tensor4D; gt: { boxes: number[][]; labels: number[] }[] } {
   const r = seededRandom(seed);
   const pixels = new Float32Array(B * S * S * 3);
   for (let i = 0; i < pixels.length; i++) pixels[i] = r();
-  const gt: GtInstances[] = Array.from({ length: B }, () => {
+  const gt = Array.from({ length: B }, () => {
     const n = 1 + Math.floor(r() * 6);
     const boxes: number[][] = [];
     for (let i = 0; i < n; i++) {

@@ -3,8 +3,7 @@
 // with the dice term on the sample's entities, and a finetune starts from
 // that entity model exactly as from a box one.
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { command as trainCommand } from '../src/cli/commands/train.js';
 import { command as pseudoLabelCommand } from '../src/cli/commands/pseudo-label.js';
@@ -15,16 +14,11 @@ import { TINY_CONDINST_MASK } from '../src/model/condinst/mask-config.js';
 import { makeSample } from '../src/train/loader.js';
 import { openCocoSource } from '../src/train/source.js';
 import { type TrainOptions, train } from '../src/train/trainer.js';
+import { tempDirs } from './temp-dirs.js';
 
 const SAMPLE = path.join(import.meta.dirname, '..', 'fixtures', 'sample');
 const ROOT = path.join(SAMPLE, 'images', 'labeled');
-const temps: string[] = [];
-const tempDir = (prefix: string): string => {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-};
-t.teardown(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempDir = tempDirs(t);
 
 function subset(file: string, n: number): string {
   const gt = JSON.parse(readFileSync(path.join(SAMPLE, 'annotations', file), 'utf8'));

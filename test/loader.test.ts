@@ -1,7 +1,6 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -11,6 +10,7 @@ import { makePoints } from '../src/model/points.js';
 import { isErrorRecord } from '../src/records.js';
 import { type LoaderOptions, type TrainBatch, epochOrder, trainBatches } from '../src/train/loader.js';
 import { type TrainSource, openCocoSource, openPseudoSource } from '../src/train/source.js';
+import { tempDirs } from './temp-dirs.js';
 
 const SAMPLE = path.join(import.meta.dirname, '..', 'fixtures', 'sample');
 const GT = path.join(SAMPLE, 'annotations', 'labeled.json');
@@ -38,13 +38,7 @@ async function take(source: TrainSource, o: LoaderOptions, n: number): Promise<(
   return out;
 }
 
-const temps: string[] = [];
-const tempDir = (prefix: string): string => {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-};
-t.teardown(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempDir = tempDirs(t);
 
 const digest = (b: TrainBatch) => createHash('sha256').update(new Uint8Array(b.images.buffer)).update(b.targets.labels).update(b.targets.boxes).digest('hex');
 

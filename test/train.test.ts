@@ -1,24 +1,18 @@
 // The trainer in-process on a few images of the committed sample at a small
 // S: overfitting, exact resume, the NaN guard, flat tensor counts.
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/model/backend/index.js';
 import { readCheckpoint } from '../src/model/checkpoint.js';
 import { NonFiniteLossError, type TrainOptions, lastCheckpoint, train } from '../src/train/trainer.js';
+import { tempDirs } from './temp-dirs.js';
 
 const SAMPLE = path.join(import.meta.dirname, '..', 'fixtures', 'sample');
 const ROOT = path.join(SAMPLE, 'images', 'labeled');
 
-const temps: string[] = [];
-const tempDir = (prefix: string): string => {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-};
-t.teardown(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempDir = tempDirs(t);
 
 /** The first n labeled images of the sample as their own COCO file. */
 function subset(n: number): string {
