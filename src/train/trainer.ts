@@ -31,7 +31,8 @@ import type { OrError, Stream } from '../streams/stage.js';
 import { type EvalFigures, type ValSet, evaluateDetector, openValSet } from './evaluate.js';
 import { type TrainBatch, trainBatches } from './loader.js';
 import { type ScheduleConfig, learningRate } from './schedule.js';
-import { type TrainSource, openCocoSource, openPseudoSource } from './source.js';
+import { type SourceSpec, openSource } from './source.js';
+import { trainBatchesInThread } from './loader-thread.js';
 
 export type StageName = 'labeler' | 'warmup' | 'finetune';
 
@@ -144,10 +145,9 @@ export function lastCheckpoint(out: string): { dir: string; step: number } | nul
   return { dir: path.join(out, p.dir), step: p.step };
 }
 
-function openSource(o: TrainOptions): Promise<TrainSource> | TrainSource {
+function sourceSpec(o: TrainOptions): SourceSpec {
   // The stage decides what it reads: warmup only ever opens pseudo labels.
-  if (o.stage === 'warmup') return openPseudoSource(o.train, o.root ?? path.dirname(o.train));
-  return openCocoSource(o.train, o.root ?? path.dirname(o.train));
+  return { kind: o.stage === 'warmup' ? 'pseudo' : 'coco', file: o.train, root: o.root ?? path.dirname(o.train) };
 }
 
 /** Pulls one item; end of stream is `undefined`. */
@@ -204,7 +204,8 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   const log = o.log ?? (() => {});
   mkdirSync(o.out, { recursive: true });
   const backend = o.backend;
-  const source = await openSource(o);
+  const spec = sourceSpec(o);
+  const source = await openSource(spec);
   const closers: (() => unknown)[] = [() => source.close()];
   try {
     const agnostic = o.stage !== 'finetune';
@@ -276,10 +277,14 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     }
     const points = makePoints(cfg, o.size);
     const stopAt = Math.min(totalSteps, o.stopAt ?? totalSteps);
-    const batches: Stream<OrError<TrainBatch>> = trainBatches(source, {
+    const loaderOpts = {
       batchSize: o.batchSize, size: o.size, policy: o.aug, seed: o.seed, classAgnostic: agnostic, points,
-      centerRadius: cfg.centerRadius, startSample: state.nextSample, prefetch: o.prefetch, concurrency: o.concurrency, decode: o.decode, mask: cfg.mask,
-    });
+      centerRadius: cfg.centerRadius, startSample: state.nextSample, prefetch: o.prefetch, concurrency: o.concurrency, mask: cfg.mask,
+    };
+    // The loader runs on its own thread (loader-thread.ts) unless a test hands in its own decode function.
+    const batches: Stream<OrError<TrainBatch>> = o.decode
+      ? trainBatches(source, { ...loaderOpts, decode: o.decode })
+      : trainBatchesInThread(spec, loaderOpts);
     closers.push(() => batches.destroy());
 
     const checkpoint = async () => {
