@@ -12,7 +12,7 @@ ENTITIES ?= 0
 # masks, tiny-condinst; pipelines/*-entities.yaml) in runs/<stage>-entities/.
 E := $(if $(filter 1,$(ENTITIES)),-entities,)
 
-.PHONY: help install build test fixtures labeler pseudo-labels warmup finetune eval ca-ssl bench clean
+.PHONY: help install build native test fixtures labeler pseudo-labels warmup finetune eval ca-ssl bench clean
 
 help:
 	@echo "make pseudo-labels   the main job: fixtures, a labeler, pseudo labels of the unlabeled split"
@@ -31,7 +31,16 @@ dist/.built: node_modules/.installed tsconfig.json $(shell find src bench -name 
 	npx tsc -p tsconfig.json
 	@touch $@
 
-build: dist/.built
+# The optional native convolution kernels (native/conv; README "Speed"): a
+# build that fails (no g++, no Node headers) leaves the wasm kernels in use.
+NATIVE_CONV := native/conv/build/.attempted
+$(NATIVE_CONV): native/conv/conv.cc native/conv/binding.gyp native/conv/build.mjs | node_modules/.installed
+	node native/conv/build.mjs
+
+native:
+	node native/conv/build.mjs
+
+build: dist/.built $(NATIVE_CONV)
 
 test: build
 	npx tap

@@ -1,11 +1,13 @@
 // Backend selection (src/model/backend): the auto order and its fall-through,
 // named backends failing loudly instead of falling back, the cpu warning, the
 // environment variable, and the real wasm backend on every core.
+import { existsSync } from 'node:fs';
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   type BackendInfo, type ResolvedBackend, CPU_SLOWDOWN_VS_WASM, backendInfo, chooseBackend, defaultThreads, describeBackend, initBackend,
 } from '../src/model/backend/index.js';
+import { addonPath, nativeUnavailable } from '../src/model/backend/native.js';
 import { UsageError } from '../src/cli/command.js';
 
 const info = (name: ResolvedBackend): BackendInfo => ({ name, threads: 1, simd: name === 'wasm', tfjs: '4.22.0' });
@@ -64,7 +66,15 @@ t.test('the real wasm backend: named by CASL_BACKEND, threaded build on 2 thread
   t.equal(tf.getBackend(), 'wasm');
   t.equal(got.simd, true, 'the SIMD build runs');
   t.equal(got.threads, 2, 'XNNPACK runs on 2 threads in Node (the threaded build, loaded by casl)');
-  t.same(logs, [`casl: tensor backend ${describeBackend(got)}`]);
+  t.equal(logs.length, 1, 'one line names the backend');
+  if (existsSync(addonPath())) {
+    t.ok(got.native, `the built native kernels are in use (${nativeUnavailable() ?? ''})`);
+    t.match(describeBackend(got), /^wasm\+native \(SIMD, 2 threads; native \w+, \d+ threads?\)$/, 'and named in the description');
+    t.same(logs, [`casl: tensor backend ${describeBackend(got)}`]);
+  } else {
+    t.equal(got.native, undefined);
+    t.same(logs, [`casl: tensor backend ${describeBackend(got)} (native convolutions off: ${nativeUnavailable()})`], 'the log says why native kernels are off');
+  }
   t.equal(backendInfo(), got);
   t.equal(await initBackend('wasm'), got, 'a second call returns the first choice');
   await t.rejects(initBackend('cpu'), { name: 'UsageError', message: /already runs on 'wasm'/ });

@@ -2,14 +2,19 @@
 // the cpu backend's reference kernels, on every shape family the detector
 // and its users produce: strides 1–3, 'same', 'valid', a symmetric numeric
 // pad (the model's `pad = 1`), explicit (also lopsided) pad arrays, odd
-// sizes, 1×1, 3×3 and 5×5 filters, batch > 1. Then: every kernel a tiny-fcos
-// training step runs on cpu exists on wasm.
-import t from 'tap';
+// sizes, 1×1, 3×3 and 5×5 filters, batch > 1. The same case list checks the
+// native kernels (native/conv, src/model/backend/native.ts) — both gradients
+// and the forward Conv2D / FusedConv2D (bias, relu) — whenever the addon is
+// built; an addon that is built but does not load fails here. Then: every
+// kernel a tiny-fcos training step runs on cpu exists on wasm.
+import { existsSync } from 'node:fs';
+import t, { type Test } from 'tap';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/model/backend/index.js';
 import { modelConfig } from '../src/model/config.js';
 import { createDetector, disposeDetector } from '../src/model/detector.js';
 import { lossAndGrads } from '../src/model/train-step.js';
+import { addonPath, nativeUnavailable, stopNativeKernels, useNativeKernels } from '../src/model/backend/native.js';
 
 type Pad = 'same' | 'valid' | number | [[0, 0], [number, number], [number, number], [0, 0]];
 
@@ -77,7 +82,19 @@ t.before(async () => {
   if (info.name !== 'wasm') throw new Error(`kernel tests need the wasm backend, got ${info.name}`);
 });
 
-t.test('Conv2DBackpropFilter and Conv2DBackpropInput match the cpu backend', async (t) => {
+/** Forward conv and fused conv (bias + relu) through the kernels, on the current backend. */
+function forwards(c: Case): { y: Float32Array; fused: Float32Array } {
+  const x = tf.tensor4d(seeded(c.b * c.h * c.w * c.cin, 1), [c.b, c.h, c.w, c.cin]);
+  const f = tf.tensor4d(seeded(c.k * c.k * c.cin * c.cout, 2), [c.k, c.k, c.cin, c.cout]);
+  const bias = tf.tensor1d(seeded(c.cout, 6));
+  const y = tf.conv2d(x, f, c.s, c.pad as never);
+  const fused = tf.fused.conv2d({ x, filter: f, strides: c.s, pad: c.pad as never, bias, activation: 'relu' });
+  const res = { y: y.dataSync() as Float32Array, fused: fused.dataSync() as Float32Array };
+  tf.dispose([x, f, bias, y, fused]);
+  return res;
+}
+
+async function gradientCases(t: Test, label: string): Promise<void> {
   for (const c of cases) {
     const name = `B${c.b} ${c.h}×${c.w}×${c.cin}→${c.cout} k${c.k} s${c.s} pad ${JSON.stringify(c.pad)}`;
     await tf.setBackend('cpu');
@@ -88,8 +105,37 @@ t.test('Conv2DBackpropFilter and Conv2DBackpropInput match the cpu backend', asy
     const got = gradients(c, dyShape);
     const eW = maxRelErr(got.dW, want.dW);
     const eX = maxRelErr(got.dx, want.dx);
-    t.ok(eW < 1e-5, `${name}: dW max relative error ${eW.toExponential(1)}`);
-    t.ok(eX < 1e-5, `${name}: dx max relative error ${eX.toExponential(1)}`);
+    t.ok(eW < 1e-5, `${label} ${name}: dW max relative error ${eW.toExponential(1)}`);
+    t.ok(eX < 1e-5, `${label} ${name}: dx max relative error ${eX.toExponential(1)}`);
+  }
+}
+
+t.test('casl wasm Conv2DBackpropFilter and Conv2DBackpropInput match the cpu backend', async (t) => {
+  stopNativeKernels();
+  await gradientCases(t, 'wasm');
+});
+
+t.test('native kernels (when built) match the cpu backend: dW, dx, Conv2D, FusedConv2D', async (t) => {
+  if (!existsSync(addonPath()) || process.env.CASL_NATIVE === '0') {
+    t.skip(`native kernels not tested: ${nativeUnavailable()}`);
+    return;
+  }
+  // Built but unusable is a failure, not a skip.
+  const native = useNativeKernels(2);
+  t.ok(native, `the built addon loads and registers (${nativeUnavailable() ?? 'ok'})`);
+  if (!native) return;
+  t.teardown(stopNativeKernels);
+  await gradientCases(t, `native ${native.isa}`);
+  for (const c of cases) {
+    const name = `B${c.b} ${c.h}×${c.w}×${c.cin}→${c.cout} k${c.k} s${c.s} pad ${JSON.stringify(c.pad)}`;
+    await tf.setBackend('cpu');
+    const dyShape = outShape(c);
+    if (dyShape[1] < 1 || dyShape[2] < 1) continue;
+    const want = forwards(c);
+    await tf.setBackend('wasm');
+    const got = forwards(c);
+    t.ok(maxRelErr(got.y, want.y) < 1e-5, `native ${name}: conv2d max relative error ${maxRelErr(got.y, want.y).toExponential(1)}`);
+    t.ok(maxRelErr(got.fused, want.fused) < 1e-5, `native ${name}: fused conv2d + bias + relu max relative error ${maxRelErr(got.fused, want.fused).toExponential(1)}`);
   }
 });
 

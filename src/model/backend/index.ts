@@ -12,6 +12,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { UsageError } from '../../cli/command.js';
 import { enableGradients } from '../gradients.js';
 import { registerWasmKernels } from './kernels.js';
+import { type NativeInfo, nativeUnavailable, useNativeKernels } from './native.js';
 import { useThreadedWasm, wasmSimd, wasmThreads } from './wasm.js';
 
 export const BACKENDS = ['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'] as const;
@@ -27,6 +28,8 @@ export interface BackendInfo {
   simd: boolean;
   /** @tensorflow/tfjs-core version. */
   tfjs: string;
+  /** wasm only: the native convolution kernels (native/conv) when they run, else absent. */
+  native?: NativeInfo;
 }
 
 /**
@@ -49,9 +52,17 @@ export function backendInfo(): BackendInfo | undefined {
   return current;
 }
 
-/** 'wasm (SIMD, 2 threads)' — the form written into metadata and logs. */
+/**
+ * 'wasm (SIMD, 2 threads)', or with the native convolutions
+ * 'wasm+native (SIMD, 2 threads; native avx512, 2 threads)' — the form
+ * written into metadata and logs.
+ */
 export function describeBackend(info: BackendInfo): string {
-  if (info.name === 'wasm') return `wasm (${info.simd ? 'SIMD' : 'no SIMD'}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
+  const threads = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
+  if (info.name === 'wasm') {
+    const native = info.native ? `; native ${info.native.isa}, ${threads(info.native.threads)}` : '';
+    return `wasm${info.native ? '+native' : ''} (${info.simd ? 'SIMD' : 'no SIMD'}, ${threads(info.threads)}${native})`;
+  }
   return `${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'})`;
 }
 
@@ -103,8 +114,9 @@ async function load(name: ResolvedBackend): Promise<BackendInfo> {
       const simd = await wasmSimd();
       // The threaded build needs SIMD; without it, the package's plain build on one thread.
       if (simd && !tf.engine().registry.wasm) useThreadedWasm(threads);
+      const native = useNativeKernels(threads);
       if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
-      return { name, threads: wasmThreads(), simd, tfjs: version };
+      return { name, threads: wasmThreads(), simd, tfjs: version, ...(native ? { native } : {}) };
     }
     case 'cpu':
       if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
@@ -134,7 +146,8 @@ export async function chooseBackend(
       failures.push(`${candidate}: ${why}`);
       continue;
     }
-    log(`casl: tensor backend ${describeBackend(info)}`);
+    const off = info.name === 'wasm' && !info.native ? nativeUnavailable() : undefined;
+    log(`casl: tensor backend ${describeBackend(info)}${off ? ` (native convolutions off: ${off})` : ''}`);
     if (info.name === 'cpu') {
       log(`casl: warning: the pure-JS cpu backend trains tiny-fcos about ${CPU_SLOWDOWN_VS_WASM}× slower than wasm` +
         (failures.length ? ` (not loaded: ${failures.join('; ')})` : ''));
