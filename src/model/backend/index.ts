@@ -30,6 +30,8 @@ export interface BackendInfo {
   tfjs: string;
   /** wasm only: the native convolution kernels (native/conv) when they run, else absent. */
   native?: NativeInfo;
+  /** wasm only: why the native kernels are not in use (not built, CASL_NATIVE=0, …). */
+  nativeOff?: string;
 }
 
 /**
@@ -116,7 +118,7 @@ async function load(name: ResolvedBackend): Promise<BackendInfo> {
       if (simd && !tf.engine().registry.wasm) useThreadedWasm(threads);
       const native = useNativeKernels(threads);
       if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
-      return { name, threads: wasmThreads(), simd, tfjs: version, ...(native ? { native } : {}) };
+      return { name, threads: wasmThreads(), simd, tfjs: version, ...(native ? { native } : { nativeOff: nativeUnavailable() }) };
     }
     case 'cpu':
       if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
@@ -146,8 +148,7 @@ export async function chooseBackend(
       failures.push(`${candidate}: ${why}`);
       continue;
     }
-    const off = info.name === 'wasm' && !info.native ? nativeUnavailable() : undefined;
-    log(`casl: tensor backend ${describeBackend(info)}${off ? ` (native convolutions off: ${off})` : ''}`);
+    log(`casl: tensor backend ${describeBackend(info)}${info.nativeOff ? ` (native convolutions off: ${info.nativeOff})` : ''}`);
     if (info.name === 'cpu') {
       log(`casl: warning: the pure-JS cpu backend trains tiny-fcos about ${CPU_SLOWDOWN_VS_WASM}× slower than wasm` +
         (failures.length ? ` (not loaded: ${failures.join('; ')})` : ''));
