@@ -37,10 +37,17 @@ NATIVE_CONV := native/conv/build/.attempted
 $(NATIVE_CONV): native/conv/conv.cc native/conv/binding.gyp native/conv/build.mjs | node_modules/.installed
 	node native/conv/build.mjs
 
+# The JPEG fast path (native/jpeg; README "Decoding and COCO JSON"): a build
+# that fails (no libjpeg-turbo headers) leaves sharp decoding every JPEG.
+NATIVE_JPEG := native/jpeg/build/.attempted
+$(NATIVE_JPEG): native/jpeg/jpeg_letterbox.c native/jpeg/binding.gyp native/jpeg/build.mjs native/build-addon.mjs | node_modules/.installed
+	node native/jpeg/build.mjs
+
 native:
 	node native/conv/build.mjs
+	node native/jpeg/build.mjs
 
-build: dist/.built $(NATIVE_CONV)
+build: dist/.built $(NATIVE_CONV) $(NATIVE_JPEG)
 
 test: build
 	npx tap

@@ -15,14 +15,22 @@
 // - A pixel limit guards against decompression bombs: the header's claimed
 //   width × height is checked before any pixel is decoded.
 //
-// The fast path (`decodeLetterboxed`) decodes and resizes in one sharp
-// pipeline, which lets libjpeg decode at 1/2, 1/4 or 1/8 scale (shrink on
-// load, Pillow's draft mode) and libwebp decode at the target size; the
-// zero padding is a row copy in JS, measured cheaper than libvips' extend.
+// The fast path (`decodeLetterboxed`) decodes and resizes in one step at a
+// reduced scale: libjpeg decodes at 1/2, 1/4 or 1/8 (shrink on load,
+// Pillow's draft mode), libwebp at the target size. Plain JPEGs go through
+// casl's libjpeg-turbo addon (native/jpeg/jpeg_letterbox.c: decode, triangle
+// filter, orientation and padding in one call on libuv's pool), which costs
+// less than half of sharp's CPU an image, sharp's being mostly its fixed cost
+// per pipeline; the addon declines what it does not decode exactly as sharp
+// (CMYK, ICC profiles, any libjpeg warning) and sharp decodes those. Other
+// formats, and every JPEG when the addon is not built, go through one sharp
+// pipeline, the zero padding a row copy in JS (cheaper than libvips' extend).
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { type FileHandle, open } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { PROJECT_ROOT } from '../cli/options.js';
 import type { ImageRecord } from '../records.js';
 import { orderedMap } from '../streams/ordered-map.js';
 import type { OrError, Stage } from '../streams/stage.js';
@@ -58,6 +66,34 @@ sharp.concurrency(1);
  */
 const RESIZE_KERNEL = 'linear' as keyof sharp.KernelEnum;
 
+/** native/jpeg/jpeg_letterbox.c; `declined` is null when `out` holds the letterboxed image. */
+interface JpegAddon {
+  letterbox(
+    jpeg: Uint8Array, out: Uint8Array, size: number, width: number, height: number, orientation: number,
+    storedWidth: number, storedHeight: number, callback: (err: Error | null, declined: string | null) => void,
+  ): void;
+}
+
+const ADDON_FILE = path.join(PROJECT_ROOT, 'native', 'jpeg', 'build', 'Release', 'casl_jpeg.node');
+
+function loadJpegAddon(): { addon: JpegAddon | null; why: string } {
+  try {
+    return { addon: createRequire(import.meta.url)(ADDON_FILE) as JpegAddon, why: ADDON_FILE };
+  } catch (e) {
+    return { addon: null, why: `${ADDON_FILE} did not load (${firstLine((e as Error).message)}); build it with: make build (or node native/jpeg/build.mjs)` };
+  }
+}
+
+const jpegAddon = loadJpegAddon();
+
+/**
+ * Which decoder letterboxes plain JPEGs: casl's libjpeg-turbo addon, or
+ * sharp when the addon is not built (and why), for benchmarks and reports.
+ */
+export function jpegDecoder(): { decoder: 'libjpeg-turbo addon' | 'sharp'; detail: string } {
+  return { decoder: jpegAddon.addon ? 'libjpeg-turbo addon' : 'sharp', detail: jpegAddon.why };
+}
+
 export interface DecodeOptions {
   /** Refuse images whose header claims more pixels than this; default DEFAULT_MAX_PIXELS. */
   maxPixels?: number;
@@ -66,6 +102,11 @@ export interface DecodeOptions {
    * pixels, for datasets annotated on them (a viewer-unaware labelling tool).
    */
   exifOrientation?: boolean;
+  /**
+   * Letterbox plain JPEGs with casl's libjpeg-turbo addon when it is built
+   * (default true); false always uses sharp (tests compare the two).
+   */
+  jpegAddon?: boolean;
 }
 
 /** A file that cannot be decoded; the message says why, for the error record. */
@@ -238,14 +279,34 @@ export async function decodeLetterboxed(input: Input, size: number, opts: Decode
 async function decodeWithHeader(input: Input, size: number | undefined, opts: DecodeOptions): Promise<{ image: RgbImage; header: ImageHeader; plan?: LetterboxPlan }> {
   const { bytes, where } = await readInput(input, opts);
   const header = await readImageHeader(bytes, opts, where);
-  const img = pipeline(bytes, opts);
-  if (size === undefined) return { image: await runToRgb(img, where, header), header };
+  if (size === undefined) return { image: await runToRgb(pipeline(bytes, opts), where, header), header };
   const plan = planLetterbox(header.width, header.height, size);
+  if (header.format === 'jpeg' && opts.jpegAddon !== false) {
+    const fast = await addonLetterbox(bytes, header, plan, opts);
+    if ('data' in fast) return { image: { data: fast.data, width: size, height: size }, header, plan };
+  }
   // fit 'fill' with the planned size: sharp resizes each axis to exactly the
   // size computed here, so the letterbox is ours, not a second rounding.
-  const resized = await runToRgb(img.resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill', kernel: RESIZE_KERNEL }), where, header);
+  const resized = await runToRgb(pipeline(bytes, opts).resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill', kernel: RESIZE_KERNEL }), where, header);
   const image = { data: padTopLeft(resized.data, resized.width, resized.height, size), width: size, height: size };
   return { image, header, plan };
+}
+
+/**
+ * Letterboxes a JPEG with casl's libjpeg-turbo addon: the S × S canvas, or
+ * why the addon declined (not built; CMYK, ICC profile, a libjpeg warning
+ * such as truncated data), in which case sharp decodes the file.
+ */
+export async function addonLetterbox(bytes: Uint8Array, header: ImageHeader, plan: LetterboxPlan, opts: DecodeOptions = {}): Promise<{ data: Uint8Array } | { declined: string }> {
+  const addon = jpegAddon.addon;
+  if (!addon) return { declined: jpegAddon.why };
+  const data = new Uint8Array(plan.size * plan.size * 3);
+  const orientation = opts.exifOrientation === false ? 1 : header.orientation;
+  const declined = await new Promise<string | null>((resolve, reject) => {
+    addon.letterbox(bytes, data, plan.size, plan.resizedWidth, plan.resizedHeight, orientation, header.storedWidth, header.storedHeight,
+      (err, why) => (err ? reject(err) : resolve(why)));
+  });
+  return declined === null ? { data } : { declined };
 }
 
 /** Copies a w × h RGB image into the top-left of a zeroed size × size canvas. */

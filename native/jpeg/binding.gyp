@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "casl_jpeg",
+      "sources": ["jpeg_letterbox.c"],
+      "libraries": ["-ljpeg"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}
