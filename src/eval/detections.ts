@@ -13,14 +13,15 @@
 
 import { openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import {
-  MaskError, rleFromBox, rleStats, rleToBbox, segmentationToRle,
-  type Box, type RleMask, type Segmentation,
+  MaskError, RleSlab, rleFromBox, rleViewStats, segmentationToRle,
+  type Box, type RleStats, type RleView, type Segmentation,
 } from '../geometry/mask.js';
+import type { Rle } from '../records.js';
 import { isErrorRecord } from '../records.js';
-import { readJsonl } from '../streams/jsonl.js';
 import type { OrError } from '../streams/stage.js';
 import { CocoEvaluator, type Detection, type EvalResult, type IouType } from './evaluator.js';
 import { readGroundTruth, type GroundTruth, type ImageId } from './ground-truth.js';
+import { PARSED_RLE, scanResults } from './results-file.js';
 
 /** A detection the evaluator cannot take: says which one and what to do. */
 export class DetectionError extends Error {
@@ -35,7 +36,7 @@ interface RawDetection {
   category_id?: number;
   score?: number;
   bbox?: number[];
-  segmentation?: Segmentation;
+  segmentation?: Segmentation | typeof PARSED_RLE;
 }
 
 export interface EvalReport extends EvalResult {
@@ -55,6 +56,8 @@ export class DetectionReader {
   /** loadRes()'s branch, fixed by the first detection. */
   private mode: 'box' | 'mask' | undefined;
   unknownCategory = 0;
+  /** The detections' mask runs, all in one buffer. */
+  readonly masks = new RleSlab();
 
   constructor(readonly gt: GroundTruth, readonly iouType: IouType) {}
 
@@ -69,7 +72,8 @@ export class DetectionReader {
     return rank;
   }
 
-  toDetection(raw: RawDetection, rank: number, where: string): Detection {
+  /** `parsed`: the mask's runs, when the results scanner already read them into `masks`. */
+  toDetection(raw: RawDetection, rank: number, where: string, parsed?: RleView): Detection {
     if (typeof raw !== 'object' || raw === null) throw new DetectionError(`${where}: a detection must be an object`);
     const { category_id: catId, score } = raw;
     if (typeof catId !== 'number' || !Number.isInteger(catId)) {
@@ -99,28 +103,31 @@ export class DetectionReader {
       }
       const box = raw.bbox!;
       if (this.iouType === 'bbox') return { cat, score, area: box[2] * box[3], box };
-      let mask: RleMask;
+      let mask: RleView;
       let maskBox: Box;
-      if (raw.segmentation !== undefined) ({ mask, box: maskBox } = this.mask(raw.segmentation, rank, where));
+      if (raw.segmentation !== undefined) ({ mask, box: maskBox } = this.mask(raw.segmentation, rank, where, parsed));
       else if (h < 0) throw new DetectionError(`${where}: no "segmentation", and image ${this.gt.imageIds[rank]} has no height/width to rasterise its box on`);
-      else maskBox = rleToBbox((mask = rleFromBox(box, h, w)));
+      else maskBox = rleViewStats((mask = this.masks.append(rleFromBox(box, h, w)))).box;
       return { cat, score, area: box[2] * box[3], box, mask, maskBox };
     }
     if (raw.segmentation === undefined) {
       throw new DetectionError(`${where}: no "segmentation", but the first detection was a mask without a bbox; give every detection a segmentation`);
     }
-    const { mask, area, box } = this.mask(raw.segmentation, rank, where);
+    const { mask, area, box } = this.mask(raw.segmentation, rank, where, parsed);
     return { cat, score, area, box: raw.bbox ?? box, mask, maskBox: box };
   }
 
   /** The mask of a detection, checked against its image, with its area and box. */
-  private mask(segm: Segmentation, rank: number, where: string): { mask: RleMask; area: number; box: Box } {
+  private mask(segm: Segmentation | typeof PARSED_RLE, rank: number, where: string, parsed: RleView | undefined): { mask: RleView; area: number; box: Box } {
     const h = this.gt.heights[rank], w = this.gt.widths[rank];
-    let mask: RleMask;
-    let stats: { length: number; area: number; box: Box };
+    let mask: RleView;
+    let stats: RleStats;
     try {
-      mask = segmentationToRle(segm, h, w);
-      stats = rleStats(mask);
+      if (parsed !== undefined) mask = parsed;
+      else if (segm === PARSED_RLE) throw new Error('a scanned detection lost its mask');
+      else if (segm !== null && typeof segm === 'object' && !Array.isArray(segm)) mask = this.masks.appendJson(segm as Rle);
+      else mask = this.masks.append(segmentationToRle(segm, h, w));
+      stats = rleViewStats(mask);
     } catch (e) {
       if (e instanceof MaskError) throw new DetectionError(`${where}: bad segmentation: ${e.message}`);
       throw e;
@@ -138,22 +145,67 @@ export class DetectionReader {
   }
 }
 
+/** A results file's detections, gathered per image in file order, then evaluated. */
+class ResultsCollector {
+  readonly reader: DetectionReader;
+  private readonly perImage = new Map<number, Detection[]>();
+
+  constructor(readonly gt: GroundTruth, readonly iouType: IouType, readonly source: string) {
+    this.reader = new DetectionReader(gt, iouType);
+  }
+
+  add(raw: RawDetection, i: number, parsed?: RleView): void {
+    const where = `${this.source}: detection ${i}`;
+    if (typeof raw !== 'object' || raw === null) throw new DetectionError(`${where}: a detection must be an object`);
+    const rank = this.reader.rankOf(raw.image_id, where);
+    let l = this.perImage.get(rank);
+    if (!l) this.perImage.set(rank, (l = []));
+    l.push(this.reader.toDetection(raw, rank, where, parsed));
+  }
+
+  finish(): EvalReport {
+    const evaluator = new CocoEvaluator(this.gt, this.iouType);
+    for (const [rank, dets] of this.perImage) evaluator.addImage(rank, dets);
+    return { ...evaluator.result(), unknownCategory: this.reader.unknownCategory, errorRecords: 0, format: 'results-json' };
+  }
+}
+
 /** Evaluates a pycocotools results array (already parsed). */
 export function evaluateResults(gt: GroundTruth, anns: unknown, iouType: IouType, source: string): EvalReport {
   if (!Array.isArray(anns)) throw new DetectionError(`${source}: a results file is a JSON array of detections`);
-  const reader = new DetectionReader(gt, iouType);
-  const evaluator = new CocoEvaluator(gt, iouType);
-  const perImage = new Map<number, Detection[]>();
-  anns.forEach((raw: RawDetection, i) => {
-    const where = `${source}: detection ${i}`;
-    if (typeof raw !== 'object' || raw === null) throw new DetectionError(`${where}: a detection must be an object`);
-    const rank = reader.rankOf(raw.image_id, where);
-    let l = perImage.get(rank);
-    if (!l) perImage.set(rank, (l = []));
-    l.push(reader.toDetection(raw, rank, where));
+  const c = new ResultsCollector(gt, iouType, source);
+  anns.forEach((raw: RawDetection, i) => c.add(raw, i));
+  return c.finish();
+}
+
+/**
+ * Evaluates a results file's bytes: read by the results scanner (no JSON
+ * tree in memory) when they are a JSON array, otherwise by JSON.parse, whose
+ * error then says what is wrong. A bad detection is reported only once the
+ * whole file is known to be JSON, as when it is parsed first.
+ */
+export function evaluateResultsBytes(gt: GroundTruth, bytes: Buffer, iouType: IouType, source: string): EvalReport {
+  const c = new ResultsCollector(gt, iouType, source);
+  let failure: { error: unknown } | undefined;
+  const isArray = scanResults(bytes, c.reader.masks, (raw, i, parsed) => {
+    if (failure) return;
+    try {
+      c.add(raw as RawDetection, i, parsed);
+    } catch (error) {
+      failure = { error };
+    }
   });
-  for (const [rank, dets] of perImage) evaluator.addImage(rank, dets);
-  return { ...evaluator.result(), unknownCategory: reader.unknownCategory, errorRecords: 0, format: 'results-json' };
+  if (isArray) {
+    if (failure) throw failure.error;
+    return c.finish();
+  }
+  let anns: unknown;
+  try {
+    anns = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new DetectionError(`${source}: not valid JSON (${(e as Error).message}); detections are a JSON array (pycocotools' results format) or JSONL`);
+  }
+  return evaluateResults(gt, anns, iouType, source);
 }
 
 /**
@@ -170,6 +222,8 @@ export async function evaluateJsonl(
   const firstRecord = new Map<number, number>();
   let errorRecords = 0;
   let recordNo = 0;
+  // Loaded here: the streams (highland) cost a results file's evaluation tens of ms to import.
+  const { readJsonl } = await import('../streams/jsonl.js');
   const records = readJsonl<{ image_id?: ImageId; instances?: unknown }>(input, { source }).toNodeStream({ objectMode: true });
   for await (const rec of records as AsyncIterable<OrError<{ image_id?: ImageId; instances?: unknown }>>) {
     if (isErrorRecord(rec)) {
@@ -193,6 +247,7 @@ export async function evaluateJsonl(
     const dets = (rec.instances as RawDetection[]).map((inst, i) =>
       reader.toDetection({ ...inst, image_id: rec.image_id }, rank, `${where}, instance ${i}`));
     evaluator.addImage(rank, dets);
+    reader.masks.clear();
   }
   return { ...evaluator.result(), unknownCategory: reader.unknownCategory, errorRecords, format: 'predictions-jsonl' };
 }
@@ -235,11 +290,11 @@ export async function evaluateFiles(opts: EvaluateOptions): Promise<EvalReport> 
     throw new DetectionError(`cannot read detections ${opts.dets}: ${(e as Error).message}`);
   }
   if (kind === 'jsonl') return evaluateJsonl(gt, opts.dets, opts.iouType, opts.dets);
-  let anns: unknown;
+  let bytes: Buffer;
   try {
-    anns = JSON.parse(readFileSync(opts.dets, 'utf8'));
+    bytes = readFileSync(opts.dets);
   } catch (e) {
-    throw new DetectionError(`${opts.dets}: not valid JSON (${(e as Error).message}); detections are a JSON array (pycocotools' results format) or JSONL`);
+    throw new DetectionError(`cannot read detections ${opts.dets}: ${(e as Error).message}`);
   }
-  return evaluateResults(gt, anns, opts.iouType, opts.dets);
+  return evaluateResultsBytes(gt, bytes, opts.iouType, opts.dets);
 }

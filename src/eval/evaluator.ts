@@ -10,7 +10,7 @@
 // truths of one (image, category).
 
 import {
-  boxIou, maskIou, rleBoxes, segmentationToRle, MaskError, type RleMask,
+  boxIou, maskViewIou, rleBoxes, rleView, segmentationToRle, MaskError, type RleMask, type RleView,
 } from '../geometry/mask.js';
 import type { GroundTruth } from './ground-truth.js';
 import { AREA_RNG, EPS, IOU_THRS, MAX_DETS, REC_THRS, pairwiseSum } from './params.js';
@@ -27,7 +27,7 @@ export interface Detection {
   /** [x, y, w, h]; used for bbox IoU. */
   box: ArrayLike<number>;
   /** Used for segm IoU. */
-  mask?: RleMask;
+  mask?: RleView;
   /** The mask's box (rleToBbox), computed once with its area. */
   maskBox?: ArrayLike<number>;
 }
@@ -103,17 +103,35 @@ class DetStore {
 }
 
 /**
+ * need[r]: the fewest true positives whose recall tp / npig (as a float, the
+ * way numpy divides) reaches REC_THRS[r]. Recall only grows with tp, so
+ * `REC_THRS[r] > tp / npig` is `need[r] > tp`, with no division per detection.
+ */
+function recallNeeds(npig: number, need: Float64Array): void {
+  for (let r = 0; r < R; r++) {
+    const thr = REC_THRS[r];
+    let x = Math.max(0, Math.ceil(thr * npig) - 1);
+    while (x / npig < thr) x++;
+    while (x > 0 && (x - 1) / npig >= thr) x--;
+    need[r] = x;
+  }
+}
+
+/**
  * accumulate()'s inner loop for one (category, area range, max-detection
  * cut, IoU threshold): `codes` holds the cut's detections in accumulate()'s
  * order, this threshold's code at bit `shift`. Writes the precision at each
  * recall threshold to q and returns the recall.
  *
  * It walks backwards keeping the running max of precision (the envelope)
- * and, at each detection, fills the recall thresholds first reached there
- * (searchsorted 'left'). Ignored detections repeat their predecessor's
- * (recall, precision), so skipping them changes nothing.
+ * and, at each true positive, fills the recall thresholds first reached
+ * there (searchsorted 'left': recall only changes at true positives).
+ * Ignored detections repeat their predecessor's (recall, precision), so
+ * skipping them changes nothing; a false positive's precision is at most its
+ * predecessor's (same tp, one more fp), so the envelope never takes it
+ * before that predecessor is reached, and its precision need not be computed.
  */
-function precisionAt(codes: Uint32Array, n: number, shift: number, npig: number, q: Float64Array): number {
+function precisionAt(codes: Uint32Array, n: number, shift: number, npig: number, need: Float64Array, q: Float64Array): number {
   let tp = 0, fp = 0;
   for (let i = 0; i < n; i++) {
     const c = (codes[i] >>> shift) & 3;
@@ -123,21 +141,56 @@ function precisionAt(codes: Uint32Array, n: number, shift: number, npig: number,
   const recall = tp / npig;
   q.fill(0);
   let r = R - 1;
-  while (r >= 0 && REC_THRS[r] > recall) r--;
+  while (r >= 0 && need[r] > tp) r--;
   let best = 0;
   for (let i = n - 1; i >= 0 && r >= 0; i--) {
     const c = (codes[i] >>> shift) & 3;
-    if (c === IGN) continue;
-    const pr = tp / (fp + tp + EPS);
-    if (pr > best) best = pr;
-    if (c === TP) tp--;
-    else fp--;
-    const rcPrev = tp / npig;
-    while (r >= 0 && REC_THRS[r] > rcPrev) q[r--] = best;
+    if (c === TP) {
+      const pr = tp / (fp + tp + EPS);
+      if (pr > best) best = pr;
+      tp--;
+      while (r >= 0 && need[r] > tp) q[r--] = best;
+    } else if (c === FP) {
+      fp--;
+    }
   }
   // The first detection reaches every threshold still left.
   while (r >= 0) q[r--] = best;
   return recall;
+}
+
+/**
+ * Sorts indices by score descending, then key ascending (accumulate()'s
+ * order), as a bottom-up merge sort over typed arrays: a comparator callback
+ * per comparison costs several times more. Returns whichever of `a`, `tmp`
+ * holds the result.
+ */
+function sortByScore(a: Uint32Array, tmp: Uint32Array, n: number, scores: Float64Array, keys: Uint32Array): Uint32Array {
+  let src = a, dst = tmp;
+  for (let width = 1; width < n; width *= 2) {
+    for (let lo = 0; lo < n; lo += 2 * width) {
+      const mid = Math.min(lo + width, n), hi = Math.min(lo + 2 * width, n);
+      let i = lo, j = mid, o = lo;
+      while (i < mid && j < hi) {
+        const x = src[i], y = src[j];
+        const sx = scores[x], sy = scores[y];
+        // y goes first only if strictly before x: equal elements keep their order.
+        if (sy > sx || (sy === sx && keys[y] < keys[x])) {
+          dst[o++] = y;
+          j++;
+        } else {
+          dst[o++] = x;
+          i++;
+        }
+      }
+      while (i < mid) dst[o++] = src[i++];
+      while (j < hi) dst[o++] = src[j++];
+    }
+    const t = src;
+    src = dst;
+    dst = t;
+  }
+  return src;
 }
 
 export class CocoEvaluator {
@@ -319,13 +372,13 @@ export class CocoEvaluator {
       }
     }
     const db = this.dtBoxes;
-    const dm: RleMask[] = [];
+    const dm: RleView[] = [];
     for (let d = 0; d < D; d++) {
       const det = dets[order[d0 + d]];
       db.set(det.maskBox!, d * 4);
       dm.push(det.mask!);
     }
-    maskIou(dm, db, gm, rleBoxes(gm), crowd, ious);
+    maskViewIou(dm, db, gm.map(rleView), rleBoxes(gm), crowd, ious);
   }
 
   /** Images of the ground truth that received no detections count with their misses. */
@@ -342,20 +395,22 @@ export class CocoEvaluator {
     const pIdx = (t: number, r: number, k: number, a: number, m: number) => (((t * R + r) * K + k) * A + a) * M + m;
     const rIdx = (t: number, k: number, a: number, m: number) => ((t * K + k) * A + a) * M + m;
     const q = new Float64Array(R);
+    const need = new Float64Array(R);
     for (let k = 0; k < K; k++) {
       const n = this.stores[k].n;
       const flat = this.stores[k].flat();
       const { scores, keys } = flat;
       // accumulate()'s order: score descending, ties by image rank, then rank within the image.
-      const order = new Uint32Array(n);
-      for (let i = 0; i < n; i++) order[i] = i;
-      order.sort((x, y) => scores[y] - scores[x] || keys[x] - keys[y]);
+      const unsorted = new Uint32Array(n);
+      for (let i = 0; i < n; i++) unsorted[i] = i;
+      const order = sortByScore(unsorted, new Uint32Array(n), n, scores, keys);
       // Per max-detection cut, the codes of the detections it keeps, in that order.
       const cut = MAX_DETS.map(() => new Uint32Array(n));
       const cutLength = new Int32Array(M);
       for (let a = 0; a < A; a++) {
         const npig = this.npig[k * A + a];
         if (npig === 0) continue;
+        recallNeeds(npig, need);
         cutLength.fill(0);
         for (let i = 0; i < n; i++) {
           const d = order[i];
@@ -365,7 +420,7 @@ export class CocoEvaluator {
         }
         for (let m = 0; m < M; m++) {
           for (let t = 0; t < T; t++) {
-            recall[rIdx(t, k, a, m)] = precisionAt(cut[m], cutLength[m], 2 * t, npig, q);
+            recall[rIdx(t, k, a, m)] = precisionAt(cut[m], cutLength[m], 2 * t, npig, need, q);
             // precision[t][r][k][a][m] for r = 0.. steps by K * A * M.
             const base = pIdx(t, 0, k, a, m), step = K * A * M;
             for (let j = 0; j < R; j++) precision[base + j * step] = q[j];

@@ -107,46 +107,147 @@ export function rleToString(counts: Uint32Array): string {
 }
 
 // rleFromPolygon's boundary points and column crossings, grown on demand.
-let boundaryU = new Int32Array(4096);
-let boundaryV = new Int32Array(4096);
+let polyX = new Int32Array(256);
+let polyY = new Int32Array(256);
 let polyScratch = new Uint32Array(4096);
 
 // Decoding scratch, grown on demand: one allocation per decoded RLE, not two.
 let scratch = new Uint32Array(1024);
 
-/** Parses a compressed `counts` string (rleFrString) into `scratch`; returns how many counts. */
-function parseCounts(s: string): number {
-  if (scratch.length < s.length) scratch = new Uint32Array(Math.max(s.length, scratch.length * 2));
-  const cnts = scratch;
+/**
+ * Parses a compressed `counts` string (rleFrString) into out[at ..]; returns
+ * the end. `out` must have room for s.length counts past `at` (every count
+ * takes at least one char).
+ */
+function parseCountsInto(s: string, out: Uint32Array, at: number): number {
   const len = s.length;
-  let m = 0;
+  let m = at;
   let p = 0;
   while (p < len) {
     let x = 0;
     let k = 0;
-    let more = 1;
-    while (more) {
+    let c: number;
+    do {
       if (p >= len) throw new MaskError(`RLE counts string ends inside a number (at char ${p})`);
-      const c = s.charCodeAt(p) - 48;
-      if (c < 0 || c > 63) {
+      c = s.charCodeAt(p) - 48;
+      // One unsigned test: below '0' wraps around past 63.
+      if (c >>> 0 > 63) {
         throw new MaskError(`RLE counts string has '${s[p]}' at char ${p}; only ASCII '0'..'o' occur in COCO's format`);
       }
-      x |= (c & 0x1f) << (5 * k);
-      more = c & 0x20;
+      x |= (c & 0x1f) << k;
+      k += 5;
       p++;
-      k++;
-      if (!more && c & 0x10) x |= -1 << (5 * k);
-    }
-    if (m > 2) x += cnts[m - 2];
-    cnts[m++] = x >>> 0;
+    } while (c & 0x20);
+    if (c & 0x10) x |= -1 << k;
+    if (m - at > 2) x += out[m - 2];
+    out[m++] = x >>> 0;
   }
   return m;
 }
 
 /** Parses a compressed `counts` string (rleFrString). */
 export function rleFromString(s: string, h: number, w: number): RleMask {
-  const m = parseCounts(s); // may replace `scratch`: read it after
+  if (scratch.length < s.length) scratch = new Uint32Array(Math.max(s.length, scratch.length * 2));
+  const m = parseCountsInto(s, scratch, 0);
   return { h, w, counts: scratch.slice(0, m) };
+}
+
+/** An RLE whose counts are counts[start .. end) of a buffer shared with other masks. */
+export interface RleView {
+  h: number;
+  w: number;
+  counts: Uint32Array;
+  start: number;
+  end: number;
+}
+
+/** An RleMask as a view of its own counts. */
+export function rleView(rle: RleMask): RleView {
+  return { h: rle.h, w: rle.w, counts: rle.counts, start: 0, end: rle.counts.length };
+}
+
+/**
+ * Many masks' counts appended to one growing buffer, compressed strings
+ * parsed straight into it: no typed array per mask (allocating one costs
+ * more than parsing a short mask). Growing copies into a new buffer, so
+ * views handed out earlier stay valid; after clear() they are not.
+ */
+export class RleSlab {
+  counts = new Uint32Array(1 << 18);
+  used = 0;
+
+  room(n: number): void {
+    if (this.used + n <= this.counts.length) return;
+    const grown = new Uint32Array(Math.max(this.used + n, 2 * this.counts.length));
+    grown.set(this.counts.subarray(0, this.used));
+    this.counts = grown;
+  }
+
+  /** Appends the masks of a JSON RLE (compressed or not), as rleFromJson reads it. */
+  appendJson(rle: Rle): RleView {
+    if (rle && typeof rle.counts === 'string' && Array.isArray(rle.size) && rle.size.length === 2) {
+      const h = rle.size[0], w = rle.size[1];
+      if (Number.isInteger(h) && h >= 0 && Number.isInteger(w) && w >= 0) {
+        this.room(rle.counts.length);
+        const start = this.used;
+        this.used = parseCountsInto(rle.counts, this.counts, start);
+        return { h, w, counts: this.counts, start, end: this.used };
+      }
+    }
+    return this.append(rleFromJson(rle));
+  }
+
+  /**
+   * Parses a compressed `counts` string written in JSON, bytes[from .. to)
+   * (between its quotes; `\\` is the one escape COCO's characters need),
+   * straight into the buffer. Returns the end of the new runs, or -1 (nothing
+   * appended) when the bytes are anything else, so the caller can read them
+   * the long way and report the problem as rleFromString does.
+   */
+  appendCountsBytes(bytes: Uint8Array, from: number, to: number): number {
+    this.room(to - from);
+    const out = this.counts;
+    const at = this.used;
+    let m = at;
+    let p = from;
+    while (p < to) {
+      let x = 0;
+      let k = 0;
+      let c: number;
+      do {
+        if (p >= to) return -1;
+        c = bytes[p++];
+        if (c === 0x5c) {
+          if (p >= to || bytes[p] !== 0x5c) return -1;
+          p++;
+        }
+        c -= 48;
+        if (c >>> 0 > 63) return -1;
+        x |= (c & 0x1f) << k;
+        k += 5;
+      } while (c & 0x20);
+      if (c & 0x10) x |= -1 << k;
+      if (m - at > 2) x += out[m - 2];
+      out[m++] = x >>> 0;
+    }
+    this.used = m;
+    return m;
+  }
+
+  /** Appends a copy of an RLE's counts. */
+  append(rle: RleMask): RleView {
+    const n = rle.counts.length;
+    this.room(n);
+    const start = this.used;
+    this.counts.set(rle.counts, start);
+    this.used += n;
+    return { h: rle.h, w: rle.w, counts: this.counts, start, end: this.used };
+  }
+
+  /** Forgets every mask (views handed out before now read whatever comes next). */
+  clear(): void {
+    this.used = 0;
+  }
 }
 
 /** The JSON form (compressed) of an RLE. */
@@ -177,89 +278,99 @@ export function rleFromJson(rle: Rle): RleMask {
  * Rasterises one polygon [x0, y0, x1, y1, ...] exactly like rleFrPoly: the
  * boundary is walked on a 5× upsampled grid, and only the crossings of pixel
  * column centres are kept, rounded the way the C code rounds them.
+ *
+ * rleFrPoly lists every upsampled boundary point, then keeps the
+ * consecutive pairs (u, v), (u', v') whose u differs and whose min(u, u')
+ * (the C code's `u[j] < u[j-1] ? u[j] : u[j] - 1`, as u moves by at most 1
+ * a step) is a column centre, 5·x + 2. The crossings are sorted afterwards,
+ * so their order does not matter: here each segment is walked on its own
+ * (segments meet at a shared point, which never changes u), and a segment
+ * that moves along x (one u step per point) jumps from centre to centre,
+ * computing v at just the two points of each pair with the C code's formula.
  */
 export function rleFromPolygon(xy: ArrayLike<number>, h: number, w: number): RleMask {
   const scale = 5;
   const k = Math.floor(xy.length / 2);
-  const x = new Int32Array(k + 1);
-  const y = new Int32Array(k + 1);
-  // C's (int) cast truncates toward zero.
-  for (let j = 0; j < k; j++) x[j] = Math.trunc(scale * xy[j * 2] + 0.5);
-  for (let j = 0; j < k; j++) y[j] = Math.trunc(scale * xy[j * 2 + 1] + 0.5);
+  if (polyX.length < k + 1) {
+    polyX = new Int32Array(Math.max(k + 1, 2 * polyX.length));
+    polyY = new Int32Array(polyX.length);
+  }
+  const x = polyX, y = polyY;
+  // C's (int) cast truncates toward zero (|0 as an Int32Array store would).
+  for (let j = 0; j < k; j++) {
+    x[j] = (scale * xy[j * 2] + 0.5) | 0;
+    y[j] = (scale * xy[j * 2 + 1] + 0.5) | 0;
+  }
   x[k] = x[0];
   y[k] = y[0];
-  // Every point of the upsampled boundary, in the order the C code lists them.
+  // At most one crossing per boundary point.
+  let bound = 1;
+  for (let j = 0; j < k; j++) bound += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
+  if (polyScratch.length < bound) polyScratch = new Uint32Array(Math.max(bound, 2 * polyScratch.length));
+  const a = polyScratch;
   let m = 0;
-  for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
-  if (boundaryU.length < m) {
-    boundaryU = new Int32Array(Math.max(m, 2 * boundaryU.length));
-    boundaryV = new Int32Array(boundaryU.length);
-  }
-  const u = boundaryU, v = boundaryV;
-  m = 0;
   for (let j = 0; j < k; j++) {
     let xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
     const dx = Math.abs(xe - xs), dy = Math.abs(ys - ye);
-    const flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
-    if (flip) {
+    if (dx === 0 && dy === 0) continue;
+    if ((dx >= dy && xs > xe) || (dx < dy && ys > ye)) {
       let t = xs; xs = xe; xe = t;
       t = ys; ys = ye; ye = t;
     }
-    const s = dx >= dy ? (ye - ys) / dx : (xe - xs) / dy;
     if (dx >= dy) {
-      for (let d = 0; d <= dx; d++) {
-        const t = flip ? dx - d : d;
-        u[m] = t + xs;
-        v[m] = Math.trunc(ys + s * t + 0.5);
-        m++;
+      // u = xs + t: the pair (t, t + 1) has min u = xs + t.
+      const s = (ye - ys) / dx;
+      for (let t = (((2 - xs) % 5) + 5) % 5; t < dx; t += 5) {
+        const xd = (xs + t - 2) / 5;
+        if (xd < 0 || xd > w - 1) continue;
+        const v0 = (ys + s * t + 0.5) | 0, v1 = (ys + s * (t + 1) + 0.5) | 0;
+        a[m++] = (xd * h + crossingRow(v0 < v1 ? v0 : v1, h)) >>> 0;
       }
     } else {
-      for (let d = 0; d <= dy; d++) {
-        const t = flip ? dy - d : d;
-        v[m] = t + ys;
-        u[m] = Math.trunc(xs + s * t + 0.5);
-        m++;
+      const s = (xe - xs) / dy;
+      // C's (int)(xs + s·0 + .5): not xs when xs < 0, which only matters left of column 0.
+      let pu = (xs + 0.5) | 0;
+      for (let t = 1; t <= dy; t++) {
+        const u = (xs + s * t + 0.5) | 0;
+        if (u === pu) continue;
+        const lo = u < pu ? u : pu;
+        pu = u;
+        if (lo < 2 || (lo - 2) % 5 !== 0) continue;
+        const xd = (lo - 2) / 5;
+        if (xd > w - 1) continue;
+        // v = ys + t: the pair's lower v is ys + t - 1.
+        a[m++] = (xd * h + crossingRow(ys + t - 1, h)) >>> 0;
       }
     }
   }
-  // Points where the boundary crosses a column centre, back on the pixel grid.
-  if (polyScratch.length < m + 1) polyScratch = new Uint32Array(Math.max(m + 1, 2 * polyScratch.length));
-  const a = polyScratch;
-  const n0 = m;
-  m = 0;
-  for (let j = 1; j < n0; j++) {
-    if (u[j] === u[j - 1]) continue;
-    let xd = u[j] < u[j - 1] ? u[j] : u[j] - 1;
-    xd = (xd + 0.5) / scale - 0.5;
-    if (Math.floor(xd) !== xd || xd < 0 || xd > w - 1) continue;
-    let yd = v[j] < v[j - 1] ? v[j] : v[j - 1];
-    yd = (yd + 0.5) / scale - 0.5;
-    if (yd < 0) yd = 0;
-    else if (yd > h) yd = h;
-    yd = Math.ceil(yd);
-    a[m++] = (xd * h + yd) >>> 0;
-  }
   a[m++] = (h * w) >>> 0;
   const sorted = a.subarray(0, m).sort();
+  // Runs between crossings; zero gaps merge their neighbours (two crossings at one pixel cancel).
   let p = 0;
   for (let j = 0; j < m; j++) {
     const t = sorted[j];
     sorted[j] -= p;
     p = t;
   }
-  // Zero gaps merge their neighbours: two crossings at one pixel cancel.
-  const b = new Uint32Array(m);
   let n = 0;
   let j = 0;
-  b[n++] = sorted[j++];
+  sorted[n++] = sorted[j++];
   while (j < m) {
-    if (sorted[j] > 0) b[n++] = sorted[j++];
+    if (sorted[j] > 0) sorted[n++] = sorted[j++];
     else {
       j++;
-      if (j < m) b[n - 1] += sorted[j++];
+      if (j < m) sorted[n - 1] += sorted[j++];
     }
   }
-  return { h, w, counts: b.slice(0, n) };
+  return { h, w, counts: sorted.slice(0, n) };
+}
+
+/** The row where a crossing between upsampled rows v and v + 1 enters: rleFrPoly's yd. */
+function crossingRow(v: number, h: number): number {
+  let yd = (v + 0.5) / 5 - 0.5;
+  if (yd < 0) yd = 0;
+  else if (yd > h) yd = h;
+  return Math.ceil(yd);
 }
 
 /** A box [x, y, w, h] as a mask (rleFrBbox: its four corners as a polygon). */
@@ -319,16 +430,30 @@ export function rleToBbox(rle: RleMask): Box {
 }
 
 /** Pixel total (h * w when well formed), area and rleToBbox's box, in one pass over the runs. */
-export function rleStats(rle: RleMask): { length: number; area: number; box: Box } {
-  const { h, w, counts } = rle;
-  const len = counts.length;
+export function rleStats(rle: RleMask): RleStats {
+  return rangeStats(rle.counts, 0, rle.counts.length, rle.h, rle.w);
+}
+
+/** rleStats of a mask held in a shared buffer. */
+export function rleViewStats(v: RleView): RleStats {
+  return rangeStats(v.counts, v.start, v.end, v.h, v.w);
+}
+
+export interface RleStats {
+  length: number;
+  area: number;
+  box: Box;
+}
+
+function rangeStats(counts: Uint32Array, start: number, end: number, h: number, w: number): RleStats {
+  const len = end - start;
   const m = Math.floor(len / 2) * 2;
   let xs = w, ys = h, xe = 0, ye = 0, cc = 0, area = 0;
   // Column of `cc`: recomputed only when a run ends past the current column.
   let col = 0, colStart = 0;
-  for (let j = 0; j < len; j++) {
+  for (let j = start; j < end; j++) {
     const n = counts[j];
-    if (j % 2 === 0 || n === 0) {
+    if (((j - start) & 1) === 0 || n === 0) {
       cc += n;
       continue;
     }
@@ -359,6 +484,17 @@ export function rleStats(rle: RleMask): { length: number; area: number; box: Box
   return { length: cc, area: area >>> 0, box };
 }
 
+function isFinitePolygon(poly: unknown): poly is ArrayLike<number> {
+  if (poly instanceof Float64Array) {
+    for (let j = 0; j < poly.length; j++) if (!Number.isFinite(poly[j])) return false;
+    return true;
+  }
+  if (!(Array.isArray(poly) || ArrayBuffer.isView(poly))) return false;
+  const a = poly as ArrayLike<unknown>;
+  for (let j = 0; j < a.length; j++) if (typeof a[j] !== 'number' || !Number.isFinite(a[j])) return false;
+  return true;
+}
+
 /**
  * The mask of a COCO `segmentation` on an h×w image (COCO.annToRLE):
  * polygons are rasterised and merged, uncompressed RLE is taken as is,
@@ -366,13 +502,14 @@ export function rleStats(rle: RleMask): { length: number; area: number; box: Box
  */
 export function segmentationToRle(segm: Segmentation, h: number, w: number): RleMask {
   if (Array.isArray(segm)) {
-    const parts = segm.map((poly, i) => {
-      if (!(Array.isArray(poly) || ArrayBuffer.isView(poly)) || !Array.prototype.every.call(poly, (v: unknown) => typeof v === 'number' && Number.isFinite(v))) {
-        throw new MaskError(`polygon ${i} is not an array of finite numbers`);
-      }
-      return rleFromPolygon(poly, h, w);
-    });
-    return parts.length === 0 ? { h, w, counts: Uint32Array.of(h * w) } : rleMerge(parts);
+    if (segm.length === 0) return { h, w, counts: Uint32Array.of(h * w) };
+    const parts: RleMask[] = [];
+    for (let i = 0; i < segm.length; i++) {
+      const poly = segm[i];
+      if (!isFinitePolygon(poly)) throw new MaskError(`polygon ${i} is not an array of finite numbers`);
+      parts.push(rleFromPolygon(poly, h, w));
+    }
+    return parts.length === 1 ? parts[0] : rleMerge(parts);
   }
   if (segm && typeof segm === 'object') return rleFromJson(segm);
   throw new MaskError('segmentation must be a list of polygons or an RLE object {size, counts}');
@@ -408,24 +545,26 @@ export function boxIou(
   return o;
 }
 
-/** Intersection pixel count of two same-size RLEs, one pass over their runs; the union goes to `unionOut[0]`. */
-function intersectUnion(a: Uint32Array, b: Uint32Array, unionOut: Float64Array): number {
-  let ca = a[0], cb = b[0];
-  let va = 0, vb = 0, ia = 1, ib = 1, inter = 0, uni = 0, ct = 1;
-  const ka = a.length, kb = b.length;
+/**
+ * Intersection pixel count of two same-size RLEs, a[a0 .. a1) and b[b0 ..
+ * b1), one pass over their runs; the union goes to `unionOut[0]`.
+ */
+function intersectUnion(
+  a: Uint32Array, a0: number, a1: number, b: Uint32Array, b0: number, b1: number, unionOut: Float64Array,
+): number {
+  let ca = a1 > a0 ? a[a0] : 0, cb = b1 > b0 ? b[b0] : 0;
+  let va = 0, vb = 0, ia = a0 + 1, ib = b0 + 1, inter = 0, uni = 0, ct = 1;
   while (ct > 0) {
     const c = ca < cb ? ca : cb;
-    if (va || vb) {
+    if (va | vb) {
       uni += c;
-      if (va && vb) inter += c;
+      if (va & vb) inter += c;
     }
-    ct = 0;
     ca -= c;
-    if (!ca && ia < ka) { ca = a[ia++]; va ^= 1; }
-    ct += ca;
+    if (ca === 0 && ia < a1) { ca = a[ia++]; va ^= 1; }
     cb -= c;
-    if (!cb && ib < kb) { cb = b[ib++]; vb ^= 1; }
-    ct += cb;
+    if (cb === 0 && ib < b1) { cb = b[ib++]; vb ^= 1; }
+    ct = ca + cb;
   }
   unionOut[0] = uni;
   return inter;
@@ -433,15 +572,22 @@ function intersectUnion(a: Uint32Array, b: Uint32Array, unionOut: Float64Array):
 
 const unionScratch = new Float64Array(1);
 
+/** Pixels inside counts[start .. end). */
+function rangeArea(counts: Uint32Array, start: number, end: number): number {
+  let a = 0;
+  for (let j = start + 1; j < end; j += 2) a += counts[j];
+  return a >>> 0;
+}
+
 /**
  * rleIou's exact step for one pair of same-size masks: intersection over
  * union, or over the detection's area when the ground truth is a crowd; 0
  * when they do not intersect.
  */
 export function rlePairIou(dt: Uint32Array, gt: Uint32Array, crowd: boolean): number {
-  const i = intersectUnion(dt, gt, unionScratch);
+  const i = intersectUnion(dt, 0, dt.length, gt, 0, gt.length, unionScratch);
   if (i === 0) return 0;
-  return i / (crowd ? rleArea({ h: 0, w: 0, counts: dt }) : unionScratch[0]);
+  return i / (crowd ? rangeArea(dt, 0, dt.length) : unionScratch[0]);
 }
 
 /** Boxes of RLEs packed [x, y, w, h] per mask, for `rleIou`'s box prefilter. */
@@ -460,16 +606,26 @@ export function rleBoxes(rles: RleMask[]): Float64Array {
 export function maskIou(
   dt: RleMask[], dtBoxes: Float64Array, gt: RleMask[], gtBoxes: Float64Array, iscrowd: Uint8Array, o: Float64Array,
 ): Float64Array {
-  boxIou(dtBoxes, gtBoxes, iscrowd, o, dt.length, gt.length);
-  const nG = gt.length;
-  for (let d = 0; d < dt.length; d++) {
+  return maskViewIou(dt.map(rleView), dtBoxes, gt.map(rleView), gtBoxes, iscrowd, o);
+}
+
+/** maskIou of masks held in shared buffers. */
+export function maskViewIou(
+  dt: RleView[], dtBoxes: Float64Array, gt: RleView[], gtBoxes: Float64Array, iscrowd: Uint8Array, o: Float64Array,
+): Float64Array {
+  const nD = dt.length, nG = gt.length;
+  boxIou(dtBoxes, gtBoxes, iscrowd, o, nD, nG);
+  for (let d = 0; d < nD; d++) {
+    const a = dt[d];
     for (let g = 0; g < nG; g++) {
       if (!(o[d * nG + g] > 0)) continue;
-      if (dt[d].h !== gt[g].h || dt[d].w !== gt[g].w) {
+      const b = gt[g];
+      if (a.h !== b.h || a.w !== b.w) {
         o[d * nG + g] = -1;
         continue;
       }
-      o[d * nG + g] = rlePairIou(dt[d].counts, gt[g].counts, iscrowd[g] !== 0);
+      const i = intersectUnion(a.counts, a.start, a.end, b.counts, b.start, b.end, unionScratch);
+      o[d * nG + g] = i === 0 ? 0 : i / (iscrowd[g] !== 0 ? rangeArea(a.counts, a.start, a.end) : unionScratch[0]);
     }
   }
   return o;
