@@ -1,7 +1,10 @@
 // casl bench decode: decode + letterbox throughput of 640×480 JPEGs to
 // 128×128 through the decodeImages stage at concurrency 1 and 2, Pillow
 // doing the same job side by side (when /usr/bin/python3 has PIL; casl never
-// needs Python), and the peak RSS of `casl ingest` over 20,000 files.
+// needs Python), and the peak RSS of `casl ingest` over 20,000 files. casl
+// letterboxes these JPEGs with its libjpeg-turbo addon when it is built
+// (jpeg_decoder says which); the sharp path runs beside it at concurrency 2,
+// so the addon's gain is measured in the same rounds.
 //
 // Rounds interleave casl c1, casl c2 and Pillow, so load from elsewhere on
 // the machine hits all three alike; each figure is the best round. CPU time
@@ -20,7 +23,7 @@ import sharp from 'sharp';
 import type { Benchmark } from './benchmark.js';
 import { PROJECT_ROOT } from '../src/cli/options.js';
 import { Rng } from '../src/fixtures/prng.js';
-import { decodeImages } from '../src/io/decode.js';
+import { decodeImages, jpegDecoder } from '../src/io/decode.js';
 import type { OrError } from '../src/streams/stage.js';
 import { type ImageRecord, isErrorRecord } from '../src/records.js';
 
@@ -68,12 +71,12 @@ async function makePhotos(dir: string, n: number): Promise<{ files: string[]; me
 }
 
 /** Decodes `passes` passes of `files` through decodeImages; any error record fails the benchmark. */
-async function caslDecode(root: string, files: string[], passes: number, concurrency: number): Promise<void> {
+async function caslDecode(root: string, files: string[], passes: number, concurrency: number, jpegAddon = true): Promise<void> {
   const records: ImageRecord[] = [];
   for (let p = 0; p < passes; p++) files.forEach((file_name, i) => records.push({ image_id: p * files.length + i + 1, file_name }));
   await new Promise<void>((resolve, reject) => {
     _<OrError<ImageRecord>>(records)
-      .through(decodeImages({ root, size: S, concurrency }))
+      .through(decodeImages({ root, size: S, concurrency, jpegAddon }))
       .stopOnError(reject)
       .each((r) => {
         if (isErrorRecord(r)) reject(new Error(`bench decode: ${r.file_name}: ${r.error}`));
@@ -126,11 +129,11 @@ interface Run {
 }
 
 /** One casl measurement: wall rate, and the process's CPU time (all threads: JS, libuv, libvips) per image. */
-async function caslRun(root: string, files: string[], passes: number, concurrency: number): Promise<Run> {
+async function caslRun(root: string, files: string[], passes: number, concurrency: number, jpegAddon = true): Promise<Run> {
   const n = files.length * passes;
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  await caslDecode(root, files, passes, concurrency);
+  await caslDecode(root, files, passes, concurrency, jpegAddon);
   const c = process.cpuUsage(c0);
   return { perS: n / ((performance.now() - t0) / 1000), cpuMs: (c.user + c.system) / 1000 / n };
 }
@@ -206,14 +209,18 @@ export const benchmark: Benchmark = {
       await caslDecode(photos, files, 1, 2);
       let c1: Run | undefined;
       let c2: Run | undefined;
+      let c2Sharp: Run | undefined;
       let pil: Run | undefined;
+      const decoder = jpegDecoder();
+      opts.log(`JPEG decoder: ${decoder.decoder} (${decoder.detail})`);
       for (let r = 0; r < rounds; r++) {
         c1 = better(c1, await caslRun(photos, files, passes, 1));
         c2 = better(c2, await caslRun(photos, files, passes, 2));
+        c2Sharp = better(c2Sharp, await caslRun(photos, files, passes, 2, false));
         if (pillow) pil = better(pil, pillowRun(script, photos, files, passes));
-        opts.log(`round ${r + 1}/${rounds}: best so far c1 ${c1.perS.toFixed(0)}, c2 ${c2.perS.toFixed(0)}${pil ? `, Pillow ${pil.perS.toFixed(0)}` : ''} images/s`);
+        opts.log(`round ${r + 1}/${rounds}: best so far c1 ${c1.perS.toFixed(0)}, c2 ${c2.perS.toFixed(0)}, c2 sharp ${c2Sharp.perS.toFixed(0)}${pil ? `, Pillow ${pil.perS.toFixed(0)}` : ''} images/s`);
       }
-      if (!c1 || !c2) throw new Error('bench decode: no round ran');
+      if (!c1 || !c2 || !c2Sharp) throw new Error('bench decode: no round ran');
 
       const tree = path.join(dir, 'many');
       opts.log(`making ${nFiles} files for casl ingest`);
@@ -232,6 +239,9 @@ export const benchmark: Benchmark = {
         speedup_c2_vs_pillow: vs(c2.perS, pil?.perS),
         decode_cpu_ms_per_image_c1: Number(c1.cpuMs.toFixed(2)),
         decode_cpu_ms_per_image_c2: Number(c2.cpuMs.toFixed(2)),
+        jpeg_decoder: decoder.decoder,
+        decode_images_per_s_c2_sharp: Math.round(c2Sharp.perS),
+        decode_cpu_ms_per_image_c2_sharp: Number(c2Sharp.cpuMs.toFixed(2)),
         pillow_cpu_ms_per_image: pil ? Number(pil.cpuMs.toFixed(2)) : null,
         ingest_peak_rss_mb: Number(ingest.mb.toFixed(1)),
         node_bare_rss_mb: Number(bare.mb.toFixed(1)),
@@ -247,10 +257,12 @@ export const benchmark: Benchmark = {
           ['Pillow draft+bilinear+pad, 1 process', pil ? Math.round(pil.perS) : 'n/a', 'images/s', pil ? '' : `no ${PYTHON} with PIL and numpy`],
           ['casl CPU time per image, concurrency 1', Number(c1.cpuMs.toFixed(2)), 'ms', pil ? `Pillow: ${pil.cpuMs.toFixed(2)} ms` : ''],
           ['casl CPU time per image, concurrency 2', Number(c2.cpuMs.toFixed(2)), 'ms', ''],
+          ['casl, sharp path only, concurrency 2', Math.round(c2Sharp.perS), 'images/s', `${c2Sharp.cpuMs.toFixed(2)} ms CPU an image; ${times(c2Sharp.perS, pil?.perS)}`],
           [`casl ingest, ${nFiles} files, peak RSS`, Number(ingest.mb.toFixed(1)), 'MB', `bare node: ${bare.mb.toFixed(1)} MB`],
         ],
         notes: [
-          `${nPhotos} JPEGs of ${W}×${H}, mean ${meanKb.toFixed(0)} KB, ${passes} passes a round, best of ${rounds} rounds (casl c1, c2 and Pillow interleaved); peak RSS by ${ingest.how}.`,
+          `${nPhotos} JPEGs of ${W}×${H}, mean ${meanKb.toFixed(0)} KB, ${passes} passes a round, best of ${rounds} rounds (casl c1, c2, c2 on the sharp path and Pillow interleaved); peak RSS by ${ingest.how}.`,
+          `JPEG decoder: ${decoder.decoder} (${decoder.detail}).`,
           `Load average (1 min) ${loadBefore.toFixed(1)} before, ${loadavg()[0].toFixed(1)} after, on ${availableParallelism()} cores: figures from a busy machine understate both sides.`,
         ],
       };
