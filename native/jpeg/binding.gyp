@@ -4,7 +4,7 @@
       "target_name": "casl_jpeg",
       "sources": ["jpeg_letterbox.c"],
       "libraries": ["-ljpeg"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+      "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

@@ -106,7 +106,8 @@ static void free_coeffs(Coeffs *c) {
 static int resize(const unsigned char *src, int sw, int sh, unsigned char *dst, int dw, int dh) {
   Coeffs cx = {0}, cy = {0};
   float *mid = malloc(sizeof(float) * (size_t)dw * sh * 3);
-  int ok = mid && make_coeffs(sw, dw, &cx) && make_coeffs(sh, dh, &cy);
+  float *restrict acc = malloc(sizeof(float) * (size_t)dw * 3);
+  int ok = mid && acc && make_coeffs(sw, dw, &cx) && make_coeffs(sh, dh, &cy);
   if (ok) {
     for (int y = 0; y < sh; y++) {
       const unsigned char *row = src + (size_t)y * sw * 3;
@@ -125,19 +126,22 @@ static int resize(const unsigned char *src, int sw, int sh, unsigned char *dst, 
         m[x * 3 + 2] = b;
       }
     }
+    /* Row by row, so the inner loop runs over a whole row and vectorises. */
     for (int y = 0; y < dh; y++) {
       const float *w = cy.weights + y * cy.taps;
-      unsigned char *d = dst + (size_t)y * dw * 3;
-      for (int i = 0; i < dw * 3; i++) {
-        const float *m = mid + (size_t)cy.first[y] * dw * 3 + i;
-        float v = 0;
-        for (int k = 0; k < cy.count[y]; k++, m += (size_t)dw * 3) v += w[k] * *m;
-        v += 0.5f;
-        d[i] = v <= 0 ? 0 : v >= 255 ? 255 : (unsigned char)v;
+      size_t n = (size_t)dw * 3;
+      for (size_t i = 0; i < n; i++) acc[i] = 0.5f;
+      for (int k = 0; k < cy.count[y]; k++) {
+        const float *restrict m = mid + (size_t)(cy.first[y] + k) * n;
+        float wk = w[k];
+        for (size_t i = 0; i < n; i++) acc[i] += wk * m[i];
       }
+      unsigned char *d = dst + (size_t)y * n;
+      for (size_t i = 0; i < n; i++) d[i] = acc[i] <= 0 ? 0 : acc[i] >= 255 ? 255 : (unsigned char)acc[i];
     }
   }
   free(mid);
+  free(acc);
   free_coeffs(&cx);
   free_coeffs(&cy);
   return ok;
