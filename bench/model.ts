@@ -9,7 +9,13 @@
 // backend's under the same keys prefixed with its name (cpu_train_step_ms, …),
 // `backends` listing them; torch_* figures and the ratios casl/torch
 // (train_ratio: step time, lower is better; infer_ratio, forward_ratio:
-// throughput, higher is better); null where something could not run.
+// throughput, higher is better); per core, from CPU time: PyTorch on one
+// thread (torch_1t_train_step_cpu_ms, torch_1t_infer_cpu_ms) against casl's
+// CPU time on all its threads (train_step_cpu_ms, infer_cpu_ms), as
+// cpu_train_ratio and cpu_infer_ratio (same senses); null where something
+// could not run. With
+// the native convolution kernels (backend wasm+native), the wasm kernels
+// alone are measured too, under wasm_kernels_*.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Benchmark, BenchResult } from './benchmark.js';
 import { PROJECT_ROOT } from '../src/cli/options.js';
 import { type BackendInfo, type ResolvedBackend, describeBackend, initBackend } from '../src/model/backend/index.js';
+import { stopNativeKernels, useNativeKernels } from '../src/model/backend/native.js';
 import { DataParallel } from '../src/model/backend/parallel.js';
 import { profileKernels } from '../src/model/backend/profile.js';
 import { modelConfig } from '../src/model/config.js';
@@ -65,15 +72,20 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-async function timeIt(warmup: number, iters: number, f: () => Promise<void>): Promise<number> {
+/** Medians over `iters` runs after `warmup`: wall time, and process CPU time (all threads). */
+async function timeIt(warmup: number, iters: number, f: () => Promise<void>): Promise<{ wallMs: number; cpuMs: number }> {
   for (let i = 0; i < warmup; i++) await f();
-  const ms: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < iters; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     await f();
-    ms.push(performance.now() - t0);
+    wall.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
-  return median(ms);
+  return { wallMs: median(wall), cpuMs: median(cpu) };
 }
 
 interface Figures {
@@ -81,6 +93,8 @@ interface Figures {
   /** Process CPU time per step, all threads: what the step costs on a busy machine. */
   train_step_cpu_ms: number;
   infer_images_per_s: number;
+  /** Process CPU time per inference batch (B = 16, with post-processing), all threads. */
+  infer_cpu_ms: number;
   forward_images_per_s: number;
 }
 
@@ -92,15 +106,11 @@ async function measure(det: Detector, iters: { warmup: number; n: number }, dp?:
   const trainBatches = [syntheticBatch(TRAIN_B, 1), syntheticBatch(TRAIN_B, 2)];
   const inferImages = [syntheticBatch(INFER_B, 3).images, syntheticBatch(INFER_B, 4).images];
   let it = 0;
-  let cpu = 0;
-  const trainMs = await timeIt(iters.warmup, iters.n, async () => {
-    const c0 = process.cpuUsage();
+  const train = await timeIt(iters.warmup, iters.n, async () => {
     await (dp ? dp.trainStep(opt, trainBatches[it++ % 2], { lr: 0.01, points }) : trainStep(det, opt, trainBatches[it++ % 2], { lr: 0.01, points }));
-    const c = process.cpuUsage(c0);
-    cpu = c.user + c.system;
   });
   it = 0;
-  const inferMs = await timeIt(iters.warmup, iters.n, async () => {
+  const infer = await timeIt(iters.warmup, iters.n, async () => {
     if (dp) {
       await dp.predict(inferImages[it++ % 2]);
       return;
@@ -109,16 +119,16 @@ async function measure(det: Detector, iters: { warmup: number; n: number }, dp?:
     await postprocess(out, points, S, cfg.inference);
     disposeOutput(out);
   });
-  const forwardMs = dp ? NaN : await timeIt(iters.warmup, iters.n, async () => {
+  const forwardMs = dp ? NaN : (await timeIt(iters.warmup, iters.n, async () => {
     const out = forward(det, inferImages[it++ % 2]);
     await Promise.all([out.cls.data(), out.box.data(), out.ctr.data()]);
     disposeOutput(out);
-  });
+  })).wallMs;
   tf.dispose([...trainBatches.map((b) => b.images), ...inferImages]);
   opt.dispose();
   return {
-    train_step_ms: trainMs, train_step_cpu_ms: cpu / 1000,
-    infer_images_per_s: INFER_B / (inferMs / 1000), forward_images_per_s: INFER_B / (forwardMs / 1000),
+    train_step_ms: train.wallMs, train_step_cpu_ms: train.cpuMs,
+    infer_images_per_s: INFER_B / (infer.wallMs / 1000), infer_cpu_ms: infer.cpuMs, forward_images_per_s: INFER_B / (forwardMs / 1000),
   };
 }
 
@@ -126,11 +136,34 @@ interface TorchFigures {
   torch_train_step_ms: number | null;
   torch_infer_images_per_s: number | null;
   torch_forward_images_per_s: number | null;
+  /** One thread, CPU time (the reference's timers read process_time): what a step costs per core, little moved by load. */
+  torch_1t_train_step_cpu_ms: number | null;
+  torch_1t_infer_cpu_ms: number | null;
   torch_version: string | null;
 }
 
+/**
+ * The reference's own train_bench / infer_bench on one thread, with its
+ * timer (time.perf_counter) read as process CPU time instead of wall time.
+ */
+const TORCH_CPU_SNIPPET = `
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+time.perf_counter = time.process_time
+import torch
+import tiny_fcos_torch as R
+torch.set_num_threads(1)
+w, n = int(sys.argv[2]), int(sys.argv[3])
+tr = R.train_bench(${TRAIN_B}, ${S}, ${K}, w, n)
+inf = R.infer_bench(${INFER_B}, ${S}, ${K}, w, n)
+print(json.dumps({"train": tr["total"]["median_ms"], "infer": inf["total"]["median_ms"]}))
+`;
+
 async function torchReference(quick: boolean, log: (l: string) => void): Promise<TorchFigures> {
-  const none: TorchFigures = { torch_train_step_ms: null, torch_infer_images_per_s: null, torch_forward_images_per_s: null, torch_version: null };
+  const none: TorchFigures = {
+    torch_train_step_ms: null, torch_infer_images_per_s: null, torch_forward_images_per_s: null,
+    torch_1t_train_step_cpu_ms: null, torch_1t_infer_cpu_ms: null, torch_version: null,
+  };
   if (!existsSync(PYTHON) || !existsSync(TORCH_REF)) {
     log(`PyTorch reference not run: ${existsSync(PYTHON) ? TORCH_REF : PYTHON} not found`);
     return none;
@@ -145,7 +178,11 @@ async function torchReference(quick: boolean, log: (l: string) => void): Promise
   const shape = ['--S', String(S), '--K', String(K)];
   const train = JSON.parse((await run(PYTHON, [TORCH_REF, 'train-bench', '--B', String(TRAIN_B), ...shape, ...iters], { timeout: 600_000 })).stdout);
   const infer = JSON.parse((await run(PYTHON, [TORCH_REF, 'infer-bench', '--B', String(INFER_B), ...shape, ...iters], { timeout: 600_000 })).stdout);
+  const cpuIters = quick ? ['1', '3'] : ['2', '10'];
+  const cpu = JSON.parse((await run(PYTHON, ['-c', TORCH_CPU_SNIPPET, path.dirname(TORCH_REF), ...cpuIters], { timeout: 600_000 })).stdout);
   return {
+    torch_1t_train_step_cpu_ms: cpu.train,
+    torch_1t_infer_cpu_ms: cpu.infer,
     torch_train_step_ms: train.train.total.median_ms,
     torch_infer_images_per_s: infer.infer.imgs_per_s,
     torch_forward_images_per_s: infer.infer.imgs_per_s_fwd_only,
@@ -173,7 +210,8 @@ export const benchmark: Benchmark = {
     const torch = await torchReference(opts.quick, opts.log);
     if (torch.torch_train_step_ms !== null) {
       opts.log(`PyTorch: train step ${torch.torch_train_step_ms.toFixed(0)} ms, inference ${torch.torch_infer_images_per_s!.toFixed(1)} images/s, ` +
-        `forward ${torch.torch_forward_images_per_s!.toFixed(1)} images/s`);
+        `forward ${torch.torch_forward_images_per_s!.toFixed(1)} images/s; on one thread, CPU time: train step ${torch.torch_1t_train_step_cpu_ms!.toFixed(0)} ms, ` +
+        `inference ${torch.torch_1t_infer_cpu_ms!.toFixed(0)} ms per ${INFER_B} images`);
     }
     Object.assign(figures, torch);
 
@@ -194,6 +232,7 @@ export const benchmark: Benchmark = {
       figures[`${prefix}train_step_ms`] = f.train_step_ms;
       figures[`${prefix}train_step_cpu_ms`] = f.train_step_cpu_ms;
       figures[`${prefix}infer_images_per_s`] = f.infer_images_per_s;
+      figures[`${prefix}infer_cpu_ms`] = f.infer_cpu_ms;
       figures[`${prefix}forward_images_per_s`] = f.forward_images_per_s;
       table.push([i === 0 ? describeBackend(chosen) : name, f.train_step_ms, f.train_step_cpu_ms, f.infer_images_per_s, f.forward_images_per_s]);
       if (i === 0) {
@@ -210,6 +249,25 @@ export const benchmark: Benchmark = {
         batch.images.dispose();
       }
       disposeDetector(det);
+    }
+    // With native convolutions: the same wasm backend without them, side by side.
+    if (names[0] === 'wasm' && chosen.native) {
+      await tf.setBackend('wasm');
+      stopNativeKernels();
+      // A comparison, not an acceptance figure: few iterations keep the locked run short.
+      const iters = opts.quick ? { warmup: 1, n: 3 } : { warmup: 1, n: 7 };
+      opts.log(`wasm without the native kernels: measuring (${iters.warmup} warm-up + ${iters.n} timed iterations each)`);
+      const det = createDetector(cfg, { seed: 0 });
+      try {
+        const f = await measure(det, iters);
+        opts.log(`wasm without native: train step ${f.train_step_ms.toFixed(0)} ms (${f.train_step_cpu_ms.toFixed(0)} ms CPU), ` +
+          `inference ${f.infer_images_per_s.toFixed(1)} images/s, forward ${f.forward_images_per_s.toFixed(1)} images/s`);
+        for (const [k, v] of Object.entries(f)) figures[`wasm_kernels_${k}`] = v;
+        table.push([`wasm kernels only (SIMD, ${chosen.threads} thread${chosen.threads === 1 ? '' : 's'})`, f.train_step_ms, f.train_step_cpu_ms, f.infer_images_per_s, f.forward_images_per_s]);
+      } finally {
+        disposeDetector(det);
+        useNativeKernels(chosen.native.threads);
+      }
     }
     // Both cores by data parallelism (src/model/backend/parallel.ts), when wasm runs on one thread.
     const cores = os.cpus().length;
@@ -235,9 +293,14 @@ export const benchmark: Benchmark = {
     figures.train_ratio = ratio(figures.train_step_ms, torch.torch_train_step_ms);
     figures.infer_ratio = ratio(figures.infer_images_per_s, torch.torch_infer_images_per_s);
     figures.forward_ratio = ratio(figures.forward_images_per_s, torch.torch_forward_images_per_s);
+    // Per core: casl's CPU time (all its threads) against PyTorch's on one thread.
+    figures.cpu_train_ratio = ratio(figures.train_step_cpu_ms, torch.torch_1t_train_step_cpu_ms);
+    figures.cpu_infer_ratio = ratio(torch.torch_1t_infer_cpu_ms, figures.infer_cpu_ms);
     if (torch.torch_train_step_ms !== null) {
       table.push([`PyTorch ${torch.torch_version}`, torch.torch_train_step_ms, '', torch.torch_infer_images_per_s!, torch.torch_forward_images_per_s!]);
-      table.push([`${chosen.name} / PyTorch`, `${(figures.train_ratio as number).toFixed(2)}× the time`, '',
+      table.push(['PyTorch, 1 thread, CPU time', '', torch.torch_1t_train_step_cpu_ms!, `${torch.torch_1t_infer_cpu_ms!.toFixed(0)} ms CPU per ${INFER_B}`, '']);
+      table.push([`${chosen.name} / PyTorch`, `${(figures.train_ratio as number).toFixed(2)}× the time`,
+        `${(figures.cpu_train_ratio as number).toFixed(2)}× the CPU (${(figures.cpu_infer_ratio as number).toFixed(2)}× PyTorch's images per CPU-second)`,
         `${(figures.infer_ratio as number).toFixed(2)}× the rate`, `${(figures.forward_ratio as number).toFixed(2)}× the rate`]);
     } else {
       notes.push('PyTorch reference not measured (no /usr/bin/python3 with torch): torch_* and *_ratio are null.');

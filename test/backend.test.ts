@@ -52,13 +52,15 @@ t.test('a named backend that does not load is an error, never a fallback', async
 });
 
 t.test('the real wasm backend: named by CASL_BACKEND, threaded build on 2 threads, chosen once', async (t) => {
-  const before = [process.env.CASL_BACKEND, process.env.CASL_THREADS];
+  const before = [process.env.CASL_BACKEND, process.env.CASL_THREADS, process.env.CASL_WASM_THREADS];
   process.env.CASL_BACKEND = 'wasm';
   process.env.CASL_THREADS = '2';
+  // The threaded wasm build even beside native kernels (which would otherwise put wasm on one thread).
+  process.env.CASL_WASM_THREADS = '2';
   const logs: string[] = [];
   const got = await initBackend(undefined, { log: (l) => logs.push(l) });
   // process.env turns undefined into the string 'undefined': delete instead.
-  for (const [k, v] of [['CASL_BACKEND', before[0]], ['CASL_THREADS', before[1]]] as const) {
+  for (const [k, v] of [['CASL_BACKEND', before[0]], ['CASL_THREADS', before[1]], ['CASL_WASM_THREADS', before[2]]] as const) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }

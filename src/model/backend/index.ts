@@ -86,11 +86,12 @@ export function defaultThreads(cores = os.cpus().length, load = os.loadavg()[0])
   return load < cores - 0.5 ? cores : 1;
 }
 
-function wantedThreads(): number {
-  const raw = process.env.CASL_THREADS;
-  if (raw === undefined || raw === '') return defaultThreads();
+/** Threads from the environment variable `name`, else `fallback` (CASL_THREADS: else by the load). */
+function wantedThreads(name = 'CASL_THREADS', fallback?: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback ?? defaultThreads();
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`CASL_THREADS must be a positive integer, got '${raw}'`);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer, got '${raw}'`);
   return n;
 }
 
@@ -114,9 +115,14 @@ async function load(name: ResolvedBackend): Promise<BackendInfo> {
     case 'wasm': {
       const threads = wantedThreads();
       const simd = await wasmSimd();
-      // The threaded build needs SIMD; without it, the package's plain build on one thread.
-      if (simd && !tf.engine().registry.wasm) useThreadedWasm(threads);
       const native = useNativeKernels(threads);
+      // With the native convolutions XNNPACK keeps only small ops, and its
+      // pool's waiting threads spin: on 2 threads a tiny-fcos train step cost
+      // 545 ms of CPU against 184 ms with wasm on one (native on 2 either
+      // way; README "Speed"). CASL_WASM_THREADS overrides.
+      const wasmWanted = wantedThreads('CASL_WASM_THREADS', native ? 1 : threads);
+      // The threaded build needs SIMD; without it, the package's plain build on one thread.
+      if (simd && !tf.engine().registry.wasm) useThreadedWasm(wasmWanted);
       if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
       return { name, threads: wasmThreads(), simd, tfjs: version, ...(native ? { native } : { nativeOff: nativeUnavailable() }) };
     }
