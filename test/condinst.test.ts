@@ -14,7 +14,8 @@ import { dynamicMaskHead, interpolationMatrix, resizeBilinear } from '../src/mod
 import { diceLoss, diceLossPerInstance } from '../src/model/condinst/dice.js';
 import { maskTargets, sampleMask } from '../src/model/condinst/mask-targets.js';
 import { maskLoss } from '../src/model/condinst/loss.js';
-import { controllerLevel, controllerRows, gatherRows } from '../src/model/condinst/controller.js';
+import { controllerLevel, controllerRows, patchRows } from '../src/model/condinst/controller.js';
+import { matMul2d } from '../src/model/condinst/matmul.js';
 import { flattenLevel } from '../src/model/ops.js';
 import { useTrainBackend } from './model-helpers.js';
 
@@ -36,7 +37,8 @@ t.test('dynamic head on hand-made parameters equals a direct per-pixel computati
   const params = normalSamples(B * N * P, rand).map((v) => v * 0.5);
   const centers = Float32Array.from({ length: B * N * 2 }, () => Math.floor(rand() * 40));
   const soi = Float32Array.from({ length: B * N }, (_, r) => [32, 64, 128][r % 3]);
-  const got = tf.tidy(() => dynamicMaskHead(tf.tensor4d(feats, [B, h, w, C]), tf.tensor2d(params, [B * N, P]), N, centers, soi, stride, m).arraySync());
+  const images = Int32Array.from({ length: B * N }, (_, r) => Math.floor(r / N));
+  const got = tf.tidy(() => dynamicMaskHead(tf.tensor4d(feats, [B, h, w, C]), tf.tensor2d(params, [B * N, P]), images, centers, soi, stride, m).arraySync());
   // Direct: AdelaiDet's order, weights of layers 1..3 ([out, in] row-major), then biases; input = (rel x, rel y, feats).
   let worst = 0;
   for (let b = 0; b < B; b++) {
@@ -60,6 +62,73 @@ t.test('dynamic head on hand-made parameters equals a direct per-pixel computati
   t.ok(worst < 1e-4, `largest difference ${worst}`);
 });
 
+/**
+ * The dynamic head as plain per-row tensor ops (each row's relative
+ * coordinates and its image's features concatenated, one batched product a
+ * layer): slow on wasm, but its gradient is tfjs's own.
+ */
+function referenceHead(feats: tf.Tensor4D, params: tf.Tensor2D, images: Int32Array, centers: Float32Array, soi: Float32Array, stride: number): tf.Tensor3D {
+  const [, h, w, C] = feats.shape;
+  const R = images.length;
+  const rel = new Float32Array(R * h * w * 2);
+  for (let r = 0; r < R; r++) {
+    for (let q = 0; q < h * w; q++) {
+      rel[(r * h * w + q) * 2] = (centers[2 * r] - ((q % w) * stride + stride / 2)) / soi[r];
+      rel[(r * h * w + q) * 2 + 1] = (centers[2 * r + 1] - (Math.floor(q / w) * stride + stride / 2)) / soi[r];
+    }
+  }
+  const parts = tf.split(params, [80, 64, 8, 8, 8, 1], 1);
+  const W = [[R, 8, 10], [R, 8, 8], [R, 1, 8]].map((s, l) => tf.reshape(parts[l], s) as tf.Tensor3D);
+  const b = [8, 8, 1].map((o, l) => tf.reshape(parts[3 + l], [R, 1, o]) as tf.Tensor3D);
+  const flat = tf.reshape(feats, [-1, h * w, C]);
+  const own = tf.concat(Array.from(images, (b) => tf.slice(flat, [b, 0, 0], [1, -1, -1])), 0);
+  let x = tf.concat([tf.tensor3d(rel, [R, h * w, 2]), own], 2) as tf.Tensor3D;
+  for (let l = 0; l < 3; l++) {
+    if (l > 0) x = tf.relu(x);
+    x = tf.add(tf.matMul(x, W[l], false, true), b[l]);
+  }
+  return tf.reshape(x, [R, h, w]) as tf.Tensor3D;
+}
+
+t.test('dynamic head: values and gradients equal plain per-row tensor ops (rows of any image, in any order)', async (t) => {
+  const B = 3, h = 4, w = 6, C = 8, P = 169, R = 7, stride = 8;
+  const rand = seededRandom(11);
+  const feats = tf.tensor4d(normalSamples(B * h * w * C, rand), [B, h, w, C]);
+  const params = tf.tensor2d(normalSamples(R * P, rand).map((v) => v * 0.5), [R, P]);
+  const images = Int32Array.of(2, 0, 0, 1, 2, 2, 0);
+  const centers = Float32Array.from({ length: 2 * R }, () => Math.floor(rand() * 48));
+  const soi = Float32Array.from({ length: R }, (_, r) => [32, 64, 128][r % 3]);
+  const weight = tf.tensor3d(normalSamples(R * h * w, rand), [R, h, w]);
+  const run = (head: typeof referenceHead) => {
+    const f = (a: tf.Tensor, p: tf.Tensor) => tf.sum(tf.mul(head(a as tf.Tensor4D, p as tf.Tensor2D, images, centers, soi, stride), weight));
+    const { value, grads } = tf.valueAndGrads(f)([feats, params]);
+    const out = { value: value.dataSync()[0], dFeats: grads[0].dataSync(), dParams: grads[1].dataSync() };
+    tf.dispose([value, ...grads]);
+    return out;
+  };
+  const ours = run((a, p, i, c, s, st) => dynamicMaskHead(a, p, i, c, s, st, m));
+  const ref = run(referenceHead);
+  const worst = (x: ArrayLike<number>, y: ArrayLike<number>) => Array.from(x).reduce((d, v, k) => Math.max(d, Math.abs(v - y[k])), 0);
+  t.ok(Math.abs(ours.value - ref.value) < 1e-3 * Math.max(1, Math.abs(ref.value)), `value ${ours.value} vs ${ref.value}`);
+  t.ok(worst(ours.dFeats, ref.dFeats) < 1e-3, `d feats: largest difference ${worst(ours.dFeats, ref.dFeats)}`);
+  t.ok(worst(ours.dParams, ref.dParams) < 1e-3, `d params: largest difference ${worst(ours.dParams, ref.dParams)}`);
+  t.ok(Array.from(ref.dParams).some((v) => v !== 0) && Array.from(ref.dFeats.subarray(h * w * C, 2 * h * w * C)).some((v) => v !== 0), 'the gradients are not trivially zero');
+  tf.dispose([feats, params, weight]);
+});
+
+t.test('matMul2d: product and gradients as tf.matMul', async (t) => {
+  const rand = seededRandom(5);
+  const a = tf.tensor2d(normalSamples(5 * 7, rand), [5, 7]);
+  const b = tf.tensor2d(normalSamples(7 * 3, rand), [7, 3]);
+  const y = tf.tensor2d(normalSamples(5 * 3, rand), [5, 3]);
+  const grads = (mm: (x: tf.Tensor2D, z: tf.Tensor2D) => tf.Tensor2D) => tf.grads((x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(mm(x as tf.Tensor2D, z as tf.Tensor2D), y)))([a, b]).map((g) => g.arraySync());
+  t.same(matMul2d(a, b).arraySync(), tf.matMul(a, b).arraySync());
+  const [ours, ref] = [grads(matMul2d), grads((x, z) => tf.matMul(x, z))];
+  const d = ours.flat(2).reduce((s: number, v, k) => Math.max(s, Math.abs((v as number) - (ref.flat(2)[k] as number))), 0);
+  t.ok(d < 1e-5, `gradients: largest difference ${d}`);
+  tf.dispose([a, b, y]);
+});
+
 t.test('bilinear resize by matmul equals tfjs resizeBilinear with half-pixel centres', async (t) => {
   const x = tf.tensor3d(normalSamples(2 * 4 * 6, seededRandom(3)), [2, 4, 6]);
   for (const [H, W] of [[8, 12], [32, 48], [4, 6]]) {
@@ -69,6 +138,18 @@ t.test('bilinear resize by matmul equals tfjs resizeBilinear with half-pixel cen
     t.ok(d < 1e-5, `${H}×${W}: largest difference ${d}`);
     tf.dispose([ours, ref]);
   }
+  // Its gradient is the adjoint Mhᵀ · dY · Mw, worked out here from the matrices.
+  const [H, W] = [8, 12];
+  const dy = normalSamples(2 * H * W, seededRandom(4));
+  const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(resizeBilinear(v as tf.Tensor3D, H, W), tf.tensor3d(dy, [2, H, W]))))(x).dataSync();
+  const Mh = interpolationMatrix(4, H), Mw = interpolationMatrix(6, W);
+  let gd = 0;
+  for (let r = 0; r < 2; r++) for (let i = 0; i < 4; i++) for (let j = 0; j < 6; j++) {
+    let v = 0;
+    for (let a = 0; a < H; a++) for (let b = 0; b < W; b++) v += Mh[a * 4 + i] * dy[(r * H + a) * W + b] * Mw[b * 6 + j];
+    gd = Math.max(gd, Math.abs(v - g[(r * 4 + i) * 6 + j]));
+  }
+  t.ok(gd < 1e-5, `gradient: largest difference ${gd}`);
   x.dispose();
   // Rows of the interpolation matrix are convex combinations.
   const M = interpolationMatrix(16, 128);
@@ -92,14 +173,24 @@ t.test('dice values', async (t) => {
   tf.dispose([probs, target]);
 });
 
-t.test('gatherRows: gather forward, scatter backward (padding rows repeat the last row)', async (t) => {
-  const x = tf.tensor2d([[1, 2], [3, 4], [5, 6], [0, 0]]);
-  const rows = Int32Array.of(2, 0, 3, 3);
-  const w = tf.tensor2d([[1, 10], [100, 1000], [7, 7], [9, 9]]);
-  t.same(gatherRows(x, rows).arraySync(), [[5, 6], [1, 2], [0, 0], [0, 0]]);
-  const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(gatherRows(v as tf.Tensor2D, rows), w)))(x);
-  t.same(g.arraySync(), [[100, 1000], [0, 0], [1, 10], [16, 16]], 'each row gets its slot\'s gradient; repeated padding rows add up');
-  tf.dispose([x, w, g]);
+t.test('patchRows: the 3×3 neighbourhoods, zero outside; the gradient adds each row back', async (t) => {
+  // One image, levels of 2×3 and 1×1, F = 1: tower values 1..6 and 7.
+  const t0 = tf.tensor4d([1, 2, 3, 4, 5, 6], [1, 2, 3, 1]);
+  const t1 = tf.tensor4d([7], [1, 1, 1, 1]);
+  const rows = Int32Array.of(4, 6, 7, 4); // (1, 1) of level 0, level 1's only cell, padding, (1, 1) again
+  t.same(patchRows([t0, t1], rows).arraySync(), [
+    [1, 2, 3, 4, 5, 6, 0, 0, 0],
+    [0, 0, 0, 0, 7, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0, 0, 0, 0],
+    [1, 2, 3, 4, 5, 6, 0, 0, 0],
+  ]);
+  const wts = tf.tensor2d(Array.from({ length: 36 }, (_, k) => k + 1), [4, 9]);
+  const [g0, g1] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(patchRows([a as tf.Tensor4D, b as tf.Tensor4D], rows), wts)))([t0, t1]);
+  // Cell k of level 0 is tap k of rows 0 and 3: weights k+1 and 28+k.
+  t.same(Array.from(g0.dataSync()), [1, 2, 3, 4, 5, 6].map((k) => k + 27 + k));
+  t.same(Array.from(g1.dataSync()), [14], 'tap 4 of row 1');
+  t.throws(() => patchRows([t0, t1], Int32Array.of(8)), /not a location/);
+  tf.dispose([t0, t1, wts, g0, g1]);
 });
 
 t.test('sampleMask takes the pixel at the centre of each stride cell', async (t) => {

@@ -13,8 +13,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config.js';
 import { conv } from '../ops.js';
+import { matMul2d } from './matmul.js';
 import { type ParamSpec, type Params, convSpecs, param } from '../params.js';
-import { type MaskConfig, dynamicLayerShapes, dynamicParamCount } from './mask-config.js';
+import { type MaskConfig, dynamicParamCount } from './mask-config.js';
 
 export function controllerSpecs(cfg: ModelConfig, m: MaskConfig): ParamSpec[] {
   return convSpecs('head.controller', 3, cfg.fpn.channels, dynamicParamCount(m), 'head', { kind: 'normal', std: 0.01 }, true);
@@ -30,83 +31,72 @@ export function controllerLevel(params: Params, boxTower: tf.Tensor4D): tf.Tenso
  * over all levels, P3 first), or B·L for a padding slot (which gets the
  * bias alone). The same numbers as `controllerLevel` there — each location's
  * 3×3 neighbourhood of the zero-padded box tower (its im2col row [9·F],
- * ky, kx, channel) times the weights [9·F, P] — but only R rows of work:
+ * ky, kx, channel; `patchRows`) times the weights [9·F, P] — but only R rows of work:
  * the loss and the masks need a few dozen locations an image, not all L,
  * and the all-location conv was a third of a train step's added time.
  *   boxTowers[l] [B, h_l, w_l, F] → [R, P]
  */
 export function controllerRows(params: Params, boxTowers: tf.Tensor4D[], rows: Int32Array): tf.Tensor2D {
+  return tf.tidy(() => {
+    const F = boxTowers[0].shape[3];
+    const w = param<tf.Rank.R4>(params, 'head.controller.weight');
+    const P = w.shape[3];
+    return tf.add(matMul2d(patchRows(boxTowers, rows), tf.reshape(w, [9 * F, P]) as tf.Tensor2D), param(params, 'head.controller.bias')) as tf.Tensor2D;
+  });
+}
+
+/**
+ * The im2col rows [R, 9·F] of `rows` (as controllerRows; B·L gives zeros):
+ * each location's 3×3 neighbourhood (ky, kx, channel), zero outside the
+ * tower. Its gradient adds each row back into the towers. Both are copies in
+ * JavaScript over the backend's memory: as tensor ops (pad, concat, gather,
+ * and scatter, split, slice back) the same copies took 60–100 ms of a train
+ * step on wasm, whose GatherV2 alone took 20–35 ms for 3,240 rows of 64.
+ */
+export function patchRows(boxTowers: tf.Tensor4D[], rows: Int32Array): tf.Tensor2D {
   const B = boxTowers[0].shape[0];
   const F = boxTowers[0].shape[3];
   const sides = boxTowers.map((t) => [t.shape[1], t.shape[2]]);
   const L = sides.reduce((n, [h, w]) => n + h * w, 0);
-  // Table rows: every level's padded tower, flattened, then one zero row for padding slots.
-  const levelBase: number[] = [];
-  let base = 0;
-  for (const [h, w] of sides) {
-    levelBase.push(base);
-    base += B * (h + 2) * (w + 2);
-  }
-  const zeroRow = base;
-  const idx = new Int32Array(rows.length * 9).fill(zeroRow);
+  // Per row and tap: the level and the element offset of its F channels, or −1 (zero).
+  const level = new Int32Array(rows.length * 9).fill(-1);
+  const at = new Int32Array(rows.length * 9);
   rows.forEach((row, r) => {
-    if (row >= B * L) return;
+    if (!(Number.isInteger(row) && row >= 0 && row <= B * L)) throw new Error(`controller rows: ${row} is not a location of ${B} images × ${L} (nor the padding row ${B * L})`);
+    if (row === B * L) return;
     const b = Math.floor(row / L);
     let loc = row % L;
     let l = 0;
     while (loc >= sides[l][0] * sides[l][1]) loc -= sides[l][0] * sides[l][1], l++;
     const [h, w] = sides[l];
     const i = Math.floor(loc / w), j = loc % w;
-    for (let dy = 0; dy < 3; dy++) {
-      for (let dx = 0; dx < 3; dx++) idx[r * 9 + dy * 3 + dx] = levelBase[l] + (b * (h + 2) + i + dy) * (w + 2) + j + dx;
+    for (let dy = -1; dy <= 1; dy++) {
+      for (let dx = -1; dx <= 1; dx++) {
+        const y = i + dy, x = j + dx;
+        if (y < 0 || y >= h || x < 0 || x >= w) continue;
+        const k = r * 9 + (dy + 1) * 3 + dx + 1;
+        level[k] = l;
+        at[k] = ((b * h + y) * w + x) * F;
+      }
     }
   });
-  return tf.tidy(() => {
-    const table = tf.concat([
-      ...boxTowers.map((t) => tf.reshape(tf.pad(t, [[0, 0], [1, 1], [1, 1], [0, 0]]), [-1, F])),
-      tf.zeros([1, F]),
-    ], 0) as tf.Tensor2D;
-    const patches = tf.reshape(gatherRows(table, idx), [rows.length, 9 * F]);
-    const w = param<tf.Rank.R4>(params, 'head.controller.weight');
-    const P = w.shape[3];
-    return tf.add(tf.matMul(patches, tf.reshape(w, [9 * F, P])), param(params, 'head.controller.bias')) as tf.Tensor2D;
-  });
-}
-
-/**
- * Rows `rows` of x [n, C], with gather's gradient written as a scatter
- * (summing repeated rows): the wasm backend has no UnsortedSegmentSum,
- * which tfjs's own gather gradient needs.
- */
-export function gatherRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const input = args[0] as tf.Tensor2D;
-    const shape = input.shape;
+    const towers = args.slice(0, boxTowers.length).map((t) => (t as tf.Tensor).dataSync() as Float32Array);
+    const out = new Float32Array(rows.length * 9 * F);
+    for (let k = 0; k < level.length; k++) if (level[k] >= 0) out.set(towers[level[k]].subarray(at[k], at[k] + F), k * F);
     return {
-      value: tf.tidy(() => tf.gather(input, tf.tensor1d(rows, 'int32'))),
-      // The indices are made again from the plain array: a tensor made in the forward pass may be gone by now.
-      gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.scatterND(tf.tensor2d(rows, [rows.length, 1], 'int32'), dy, shape)),
+      value: tf.tensor2d(out, [rows.length, 9 * F]),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = dy.dataSync() as Float32Array;
+        const grads = boxTowers.map((t) => new Float32Array(t.size));
+        for (let k = 0; k < level.length; k++) {
+          if (level[k] < 0) continue;
+          const d = grads[level[k]];
+          for (let c = 0; c < F; c++) d[at[k] + c] += g[k * F + c];
+        }
+        return grads.map((d, l) => tf.tensor4d(d, boxTowers[l].shape));
+      },
     };
   });
-  return f(x) as tf.Tensor2D;
-}
-
-export interface DynamicLayers {
-  /** Per layer [R, out, in]. */
-  weights: tf.Tensor3D[];
-  /** Per layer [R, 1, out]. */
-  biases: tf.Tensor3D[];
-}
-
-/** R rows of P parameters [R, P] → each dynamic layer's weights and biases. */
-export function splitDynamicParams(p: tf.Tensor2D, m: MaskConfig): DynamicLayers {
-  const shapes = dynamicLayerShapes(m);
-  const R = p.shape[0];
-  if (p.shape[1] !== dynamicParamCount(m)) throw new Error(`dynamic parameters are [${p.shape}] but the mask config needs ${dynamicParamCount(m)} per instance`);
-  const sizes = [...shapes.map(([i, o]) => i * o), ...shapes.map(([, o]) => o)];
-  const parts = tf.split(p, sizes, 1);
-  return {
-    weights: shapes.map(([i, o], l) => tf.reshape(parts[l], [R, o, i]) as tf.Tensor3D),
-    biases: shapes.map(([, o], l) => tf.reshape(parts[shapes.length + l], [R, 1, o]) as tf.Tensor3D),
-  };
+  return f(...boxTowers) as tf.Tensor2D;
 }

@@ -46,25 +46,41 @@ export async function predictMasks(
   const L = points.L;
   const [, h, w] = out.maskFeats.shape;
   if (dets.length !== B) throw new Error(`predictMasks: ${dets.length} images of detections for a batch of ${B}`);
-  const N = Math.max(1, ...dets.map((d) => d.scores.length));
-  const rows = new Int32Array(B * N).fill(B * L);
-  const centers = new Float32Array(B * N * 2);
-  const soi = new Float32Array(B * N).fill(1);
+  // One row per detection, image by image.
+  const start = [0];
+  for (const d of dets) start.push(start[start.length - 1] + d.scores.length);
+  const R = start[B];
+  if (R === 0) return dets.map(() => []);
+  const rows = new Int32Array(R);
+  const centers = new Float32Array(R * 2);
+  const soi = new Float32Array(R);
   const levelSoi = locationSoi(points, m, S);
   dets.forEach((d, b) => {
     if (d.scores.length > 0 && !d.locations) throw new Error('predictMasks: detections carry no locations (make them with postprocess)');
     for (let i = 0; i < d.scores.length; i++) {
       const loc = d.locations![i];
-      const r = b * N + i;
+      const r = start[b] + i;
       rows[r] = b * L + loc;
       centers[2 * r] = points.data[5 * loc];
       centers[2 * r + 1] = points.data[5 * loc + 1];
       soi[r] = levelSoi[loc];
     }
   });
+  // The head one image at a time: its layer-1 product carries a zero block
+  // per other image of the batch (dynamic-head.ts), B× the work at B = 16.
   const logits = tf.tidy(() => {
     const params = controllerRows(weights, out.boxTowers!, rows);
-    return dynamicMaskHead(out.maskFeats!, params, N, centers, soi, MASK_FEATURE_STRIDE, m);
+    const perImage: tf.Tensor3D[] = [];
+    dets.forEach((d, b) => {
+      const n = d.scores.length;
+      if (n === 0) return;
+      const r0 = start[b];
+      perImage.push(dynamicMaskHead(
+        tf.slice(out.maskFeats!, [b, 0, 0, 0], [1, -1, -1, -1]), tf.slice(params, [r0, 0], [n, -1]), new Int32Array(n),
+        centers.subarray(2 * r0, 2 * (r0 + n)), soi.subarray(r0, r0 + n), MASK_FEATURE_STRIDE, m,
+      ));
+    });
+    return tf.concat(perImage, 0);
   });
   let data: Float32Array;
   try {
@@ -74,7 +90,7 @@ export async function predictMasks(
   }
   const cut = Math.log(m.threshold / (1 - m.threshold));
   return dets.map((d, b) => Array.from({ length: d.scores.length }, (_, i) => {
-    const r = b * N + i;
+    const r = start[b] + i;
     return { data: data.slice(r * h * w, (r + 1) * h * w), h, w, S, cut };
   }));
 }
