@@ -8,15 +8,20 @@
 // model, so post-processing sees realistic numbers of candidates), else a
 // seeded fresh one.
 //
-//   end_to_end   `casl pseudo-label` in a child process over 2,000 files:
-//                ingest, decode, batched inference, δ filter, writing
-//   model_only   forward + post-processing on pre-decoded batches of the
-//                same size in this process: the ceiling
-//   memory       the child's peak RSS and live tensor count at the end,
-//                over 2,000 and over 20,000 files
+//   end_to_end   `casl pseudo-label --workers W` in a child process over
+//                2,000 files: ingest, decode, batched inference in W worker
+//                threads, δ filter, writing; for W = 1 (the default) and 2
+//   model_only   forward + post-processing on pre-decoded float32 batches of
+//                the same size, through the same W workers (one-thread wasm
+//                each), kept busy: the ceiling of that configuration. Also
+//                on this thread with its own thread count (CASL_THREADS),
+//                the path without workers, so the fastest model-only way
+//                of this machine is known too
+//   memory       the child's peak RSS and live tensor count at the end
+//                (main thread plus workers), over 2,000 and 20,000 files
 import { spawnSync } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Benchmark } from './benchmark.js';
@@ -24,11 +29,14 @@ import { PROJECT_ROOT } from '../src/cli/options.js';
 import { describeBackend, initBackend } from '../src/model/backend/index.js';
 import { createDetector, loadTorchWeights, makePoints, postprocess, forward, disposeOutput, saveCheckpoint, TINY_FCOS } from '../src/model/index.js';
 import { decodeLetterboxed, toFloat32 } from '../src/io/decode.js';
+import { InferencePool } from '../src/label/infer-pool.js';
 
 const CASL = path.join(PROJECT_ROOT, 'bin', 'casl.js');
 const PARITY = path.resolve(PROJECT_ROOT, '..', 'shared', 'parity', 'tiny-fcos-k1');
 const DISTINCT = 200;
 const BATCH = 16;
+/** The default of pipelines/pseudo-labels.yaml, measured end to end at 2,000 and 20,000 images. */
+const WORKERS = 1;
 
 interface RunStats {
   seconds: number;
@@ -79,7 +87,7 @@ export const benchmark: Benchmark = {
       const pixels = new Float32Array(BATCH * S * S * 3);
       for (let b = 0; b < BATCH; b++) toFloat32((await decodeLetterboxed(scenes[b], S)).image, pixels, b * S * S * 3);
       const points = makePoints(det.config, S);
-      const modelOnly = async (images: number): Promise<number> => {
+      const onThisThread = async (images: number): Promise<number> => {
         const x = tf.tensor4d(pixels, [BATCH, S, S, 3]);
         const t0 = performance.now();
         for (let done = 0; done < images; done += BATCH) {
@@ -91,53 +99,102 @@ export const benchmark: Benchmark = {
         x.dispose();
         return Math.ceil(images / BATCH) * BATCH / s;
       };
-      await modelOnly(BATCH * 3); // warm-up: kernels compiled, caches filled
+      // As inferImages drives the pool: W + 1 batches in flight, each copied
+      // into a recycled buffer here while the workers compute.
+      const pools = new Map<number, InferencePool>();
+      const inWorkers = async (workers: number, images: number): Promise<number> => {
+        let pool = pools.get(workers);
+        if (!pool) pools.set(workers, (pool = await InferencePool.start(det, workers)));
+        const t0 = performance.now();
+        const window: Promise<unknown>[] = [];
+        for (let done = 0; done < images; done += BATCH) {
+          if (window.length > workers) await window.shift();
+          const buf = pool.take(pixels.length);
+          buf.set(pixels);
+          window.push(pool.predict(buf, BATCH));
+        }
+        await Promise.all(window);
+        return Math.ceil(images / BATCH) * BATCH / ((performance.now() - t0) / 1000);
+      };
+      const CONFIGS = [WORKERS, 2];
+      const ceilings = async (images: number): Promise<Record<string | number, number>> => {
+        const c: Record<string | number, number> = { main: await onThisThread(images) };
+        for (const w of CONFIGS) c[w] = await inWorkers(w, images); // one after the other: they would share the cores
+        return c;
+      };
+      await onThisThread(BATCH * 3); // warm-up: kernels compiled, caches filled
+      for (const w of CONFIGS) await inWorkers(w, BATCH * 3 * w);
 
-      const endToEnd = (n: number): RunStats => {
+      const endToEnd = (n: number, workers: number): RunStats => {
         const dir = path.join(work, `images-${n}`);
         populate(dir, scenes, n);
         const stats = path.join(work, `stats-${n}.json`);
         run(['pseudo-label', path.join(dir, '*'), '--root', dir, '--model', ckpt, '--out', path.join(work, `pl-${n}.jsonl`),
-          '--overwrite', '--quiet', '--batch', String(BATCH), '--stats', stats, '--backend', info.name], `casl pseudo-label over ${n} images`);
+          '--overwrite', '--quiet', '--batch', String(BATCH), '--workers', String(workers), '--stats', stats, '--backend', info.name],
+          `casl pseudo-label --workers ${workers} over ${n} images`);
         rmSync(dir, { recursive: true });
         return JSON.parse(readFileSync(stats, 'utf8')) as RunStats;
       };
 
-      // Interleaved, so the machine's load falls on both alike.
-      opts.log(`model alone on ${small} images`);
-      const m1 = await modelOnly(small);
-      opts.log(`end to end on ${small} images`);
-      const e1 = endToEnd(small);
-      const m2 = await modelOnly(small);
-      opts.log(`end to end on ${large} images`);
-      const e2 = endToEnd(large);
-      const model = Math.max(m1, m2);
-      const figures = {
+      // Interleaved, so the machine's load falls on both alike: a model-only
+      // pass of every configuration before and after the end-to-end runs.
+      // A steady rate after the warm-up: 40 batches per pass are enough, and keep the locked run short.
+      const ceilingImages = Math.min(small, 40 * BATCH);
+      opts.log(`model alone on ${ceilingImages} images: this thread, ${CONFIGS.join(' and ')} workers`);
+      const c1 = await ceilings(ceilingImages);
+      const e2e: Record<number, RunStats> = {};
+      for (const w of CONFIGS) {
+        opts.log(`end to end on ${small} images, ${w} worker(s)`);
+        e2e[w] = endToEnd(small, w);
+      }
+      const c2 = await ceilings(ceilingImages);
+      for (const p of pools.values()) await p.close();
+      const best = (k: string | number) => Math.max(c1[k], c2[k]);
+      opts.log(`end to end on ${large} images, ${WORKERS} worker(s)`);
+      const big = endToEnd(large, WORKERS);
+      const e1 = e2e[WORKERS];
+      const fastest = Math.max(...Object.keys(c1).map(best));
+      const figures: Record<string, number | string> = {
         backend,
         batch: BATCH,
+        workers: WORKERS,
         end_to_end_images_per_s: e1.images_per_s,
-        model_only_images_per_s: model,
-        efficiency: e1.images_per_s / model,
+        model_only_images_per_s: best(WORKERS),
+        efficiency: e1.images_per_s / best(WORKERS),
         rss_mb_2k: e1.peak_rss_mb,
-        rss_mb_20k: e2.peak_rss_mb,
+        rss_mb_20k: big.peak_rss_mb,
         tensors_2k: e1.tensors,
-        tensors_20k: e2.tensors,
-        end_to_end_images_per_s_20k: e2.images_per_s,
+        tensors_20k: big.tensors,
+        end_to_end_images_per_s_20k: big.images_per_s,
+        model_only_images_per_s_this_thread: best('main'),
+        model_only_images_per_s_fastest: fastest,
+        efficiency_vs_fastest: Math.max(...CONFIGS.map((w) => e2e[w].images_per_s)) / fastest,
       };
+      for (const w of CONFIGS.filter((w) => w !== WORKERS)) {
+        figures[`end_to_end_images_per_s_${w}_workers`] = e2e[w].images_per_s;
+        figures[`model_only_images_per_s_${w}_workers`] = best(w);
+        figures[`efficiency_${w}_workers`] = e2e[w].images_per_s / best(w);
+      }
       return {
         figures,
         table: [
           ['figure', 'value'],
-          ['backend', backend],
-          [`end to end, ${small} images (images/s)`, e1.images_per_s],
-          [`end to end, ${large} images (images/s)`, e2.images_per_s],
-          [`model only, B = ${BATCH} (images/s)`, model],
-          ['efficiency (end to end / model only)', figures.efficiency],
-          [`peak RSS at ${small} images (MB)`, e1.peak_rss_mb],
-          [`peak RSS at ${large} images (MB)`, e2.peak_rss_mb],
-          [`live tensors at the end, ${small} / ${large}`, `${e1.tensors} / ${e2.tensors}`],
+          ['backend (this thread; each worker: one wasm thread)', backend],
+          ...CONFIGS.flatMap((w) => [
+            [`${w} worker(s): end to end, ${small} images (images/s)`, e2e[w].images_per_s],
+            [`${w} worker(s): model only, B = ${BATCH} (images/s)`, best(w)],
+            [`${w} worker(s): efficiency`, e2e[w].images_per_s / best(w)],
+          ]),
+          [`model only on this thread (images/s)`, best('main')],
+          [`efficiency of the best end to end vs the fastest model only`, figures.efficiency_vs_fastest],
+          [`${WORKERS} worker(s): end to end, ${large} images (images/s)`, big.images_per_s],
+          [`peak RSS at ${small} / ${large} images (MB)`, `${e1.peak_rss_mb.toFixed(0)} / ${big.peak_rss_mb.toFixed(0)}`],
+          [`live tensors at the end, ${small} / ${large}`, `${e1.tensors} / ${big.tensors}`],
         ],
-        notes: [`model only: the better of two passes over ${small} images, interleaved with the end-to-end runs.`],
+        notes: [
+          `model only: the better of two passes over ${ceilingImages} images per configuration, before and after the end-to-end runs.`,
+          `load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(', ')}`,
+        ],
       };
     } finally {
       rmSync(work, { recursive: true, force: true });

@@ -11,13 +11,16 @@ import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { filterByScore } from '../src/label/filter.js';
 import { repairTornTail } from '../src/label/ledger.js';
-import { viewsOf } from '../src/label/infer.js';
+import _ from 'highland';
+import { inferImages, viewsOf } from '../src/label/infer.js';
+import { InferencePool } from '../src/label/infer-pool.js';
+import { decodeImages } from '../src/io/decode.js';
 import { GeometricTransform } from '../src/augment/geometric.js';
 import { AugmentTransform } from '../src/augment/transform.js';
 import { command as pseudoLabel } from '../src/cli/commands/pseudo-label.js';
 import { parseArgs } from '../src/cli/options.js';
 import { initBackend } from '../src/model/backend/index.js';
-import { createDetector, loadTorchWeights, saveCheckpoint, TINY_FCOS, disposeDetector } from '../src/model/index.js';
+import { createDetector, loadDetector, loadTorchWeights, saveCheckpoint, TINY_FCOS, disposeDetector } from '../src/model/index.js';
 import type { PredictionRecord } from '../src/records.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -167,4 +170,29 @@ t.test('a torn last line is cut off before resuming', async (t) => {
 t.test('an existing output is never overwritten by accident', async (t) => {
   const out = path.join(work, 'inproc.jsonl');
   await t.rejects(runPseudoLabel([path.join(SAMPLE, '*'), '--root', SAMPLE, '--model', ckpt, '--out', out]), /--resume to finish that run, or --overwrite/);
+});
+
+t.test('an image gets the same predictions whatever its batch, on this thread or in inference workers', async (t) => {
+  const { det } = loadDetector(ckpt);
+  const files = readdirSync(SAMPLE).sort();
+  const records = files.map((f, i) => ({ image_id: i + 1, file_name: f }));
+  const predict = (recs: typeof records, pool?: InferencePool) => new Promise<PredictionRecord[]>((resolve, reject) => {
+    _(recs).through(decodeImages({ root: SAMPLE, size: det.config.inputSize, concurrency: 2 }))
+      .through(inferImages({ detector: det, batchSize: 4, aug: 'none', views: 1, seed: 0, meta: {}, pool }))
+      .errors(reject).toArray((xs) => resolve(xs as PredictionRecord[]));
+  });
+  const instances = (rs: PredictionRecord[]) => new Map(rs.map((r) => [r.image_id, JSON.stringify(r.instances)]));
+  const all = instances(await predict(records));
+  // 24 images in batches of 4 from the 3rd on: the last batch holds a lone image.
+  const rest = instances(await predict(records.slice(3)));
+  const lone = records.slice(-1);
+  t.equal(rest.get(lone[0].image_id), all.get(lone[0].image_id), 'the lone image of a last batch predicts as among others');
+  for (const [id, text] of rest) t.equal(text, all.get(id), `image ${id}: same instances when the batches start elsewhere`);
+  const pool = await InferencePool.start(det, 1);
+  t.teardown(() => pool.close());
+  const inWorker = await predict(records, pool);
+  t.ok(inWorker.every((r) => r.meta?.backend?.endsWith('× 1 worker thread')), 'the metadata names the workers\' backend');
+  for (const [id, text] of instances(inWorker)) t.equal(text, all.get(id), `image ${id}: the worker predicts what this thread does`);
+  t.ok(pool.numTensors > 0, 'the worker reports its live tensors');
+  disposeDetector(det);
 });

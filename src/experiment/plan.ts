@@ -64,7 +64,7 @@ export const readBaseYaml: BaseYaml = (name) => parseYaml(readFileSync(pipelineF
 // checkpoint spacing), which change how fast a stage runs, not its result;
 // retuning them must not throw the cache away.
 const PATH_KEYS = ['train', 'root', 'val', 'val-root', 'out', 'init', 'resume', 'quiet', 'backend'];
-const THROUGHPUT_KEYS = ['prefetch', 'concurrency', 'decode-concurrency', 'checkpoint-every', 'keep-checkpoints'];
+const THROUGHPUT_KEYS = ['prefetch', 'concurrency', 'decode-concurrency', 'workers', 'checkpoint-every', 'keep-checkpoints'];
 
 export function withoutThroughput(c: Record<string, unknown>): Record<string, unknown> {
   const out = { ...c };

@@ -32,6 +32,7 @@ import { drawTransform, type PolicyName } from '../augment/policy.js';
 import { Rng, deriveSeed } from '../augment/rng.js';
 import { type MaskLogits, maskToOriginal, predictMasks } from '../model/condinst/predict-masks.js';
 import { batch, errorFrom, orderedMap, unbatch, type OrError, type Stage } from '../streams/index.js';
+import type { InferencePool } from './infer-pool.js';
 
 export interface InferOptions {
   detector: Detector;
@@ -51,6 +52,23 @@ export interface InferOptions {
   /** COCO category id of each classifier channel; default k + 1. */
   categoryIds?: number[];
   meta: PredictionMeta;
+  /**
+   * Inference worker threads with `detector`'s weights (the caller starts
+   * and closes it): the forward pass and post-processing run there while
+   * this thread decodes and writes. Without it they run on this thread.
+   * Box models only: CondInst's masks need the head's outputs here.
+   */
+  pool?: InferencePool;
+}
+
+/** Whether an InferencePool can run `det`: box models on the wasm backend (the workers' backend). */
+export function poolCanRun(det: Detector): boolean {
+  return !det.config.mask && tf.getBackend() === 'wasm';
+}
+
+/** The backend named in the metadata of predictions made in an InferencePool. */
+export function poolBackendName(pool: InferencePool): string {
+  return `${pool.backend} × ${pool.size} worker thread${pool.size === 1 ? '' : 's'}`;
 }
 
 interface View {
@@ -119,13 +137,12 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
   const imagesPerBatch = Math.max(1, Math.floor(opts.batchSize / V));
   const catIds = opts.categoryIds ?? Array.from({ length: K }, (_, k) => k + 1);
   if (catIds.length !== K) throw new Error(`inferImages: ${catIds.length} category ids for a model with K = ${K}`);
-  const meta = { ...opts.meta, aug: opts.aug, views: V };
+  const pool = opts.pool;
+  if (pool && det.config.mask) throw new Error('inferImages: a CondInst model runs on this thread (its masks need the head\'s outputs here), not in an InferencePool');
+  // What computes is the workers' backend, not this thread's.
+  const meta: PredictionMeta = { ...opts.meta, ...(pool ? { backend: poolBackendName(pool) } : {}), aug: opts.aug, views: V };
 
-  const runBatch = async (recs: DecodedRecord[]): Promise<PredictionRecord[]> => {
-    const views = recs.map((r) => viewsOf(r, S, opts.aug, V, opts.seed));
-    const n = recs.length * V;
-    const pixels = new Float32Array(n * S * S * 3);
-    views.flat().forEach((v, i) => toFloat32(v.image, pixels, i * S * S * 3));
+  const onThisThread = async (pixels: Float32Array, n: number): Promise<{ dets: Detections[]; masks?: (MaskLogits | undefined)[][] }> => {
     const x = tf.tensor4d(pixels, [n, S, S, 3]);
     let out;
     try {
@@ -152,6 +169,22 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
     } finally {
       disposeOutput(out);
     }
+    return { dets, masks };
+  };
+
+  const runBatch = async (recs: DecodedRecord[]): Promise<PredictionRecord[]> => {
+    const views = recs.map((r) => viewsOf(r, S, opts.aug, V, opts.seed));
+    // A batch of one view computes slightly differently (last-bit float
+    // differences) from that view in any larger batch, whatever its
+    // position: a lone image in a last batch would then get other scores
+    // than in an uninterrupted run, and a score at a rounding boundary a
+    // different line. So a lone view gets a blank companion (when batches
+    // can hold two), and an image's predictions do not depend on its batch.
+    const n = Math.max(recs.length * V, Math.min(2, imagesPerBatch * V));
+    const pixels = pool ? pool.take(n * S * S * 3) : new Float32Array(n * S * S * 3);
+    views.flat().forEach((v, i) => toFloat32(v.image, pixels, i * S * S * 3));
+    pixels.fill(0, recs.length * V * S * S * 3, n * S * S * 3);
+    const { dets, masks } = pool ? { dets: await pool.predict(pixels, n), masks: undefined } : await onThisThread(pixels, n);
     return recs.map((rec, i) => {
       // Every view's boxes in original pixels, then one NMS over all of them.
       const boxes: number[] = [];
@@ -189,8 +222,11 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
   const runOrFail = (recs: DecodedRecord[]): Promise<OrError<PredictionRecord>[]> =>
     runBatch(recs).catch((e: unknown) => recs.map((r) => errorFrom(r, 'infer', e)));
 
+  // With workers, one batch more than there are workers is in flight: it is
+  // being converted here while they compute.
+  const inFlight = pool ? pool.size + 1 : 1;
   return (s) => s
     .through(batch<DecodedRecord>(imagesPerBatch))
-    .through(orderedMap<DecodedRecord[], OrError<PredictionRecord>[]>(1, runOrFail, { stage: 'infer' }))
+    .through(orderedMap<DecodedRecord[], OrError<PredictionRecord>[]>(inFlight, runOrFail, { stage: 'infer' }))
     .through(unbatch<OrError<PredictionRecord>>()) as Highland.Stream<OrError<PredictionRecord>>;
 }

@@ -14,7 +14,8 @@ import { type Detector, loadDetector } from '../model/index.js';
 import { describeBackend, initBackend } from '../model/backend/index.js';
 import type { PolicyName } from '../augment/policy.js';
 import { type OrError, type Stage, type Stream } from '../streams/index.js';
-import { inferImages } from './infer.js';
+import { inferImages, poolCanRun } from './infer.js';
+import { InferencePool } from './infer-pool.js';
 import { FilterStats, filterByScore } from './filter.js';
 import type { LedgerPaths } from './ledger.js';
 import { UsageError } from '../cli/command.js';
@@ -25,15 +26,30 @@ export interface Labeler {
   modelHash: string;
   backend: string;
   categoryIds: number[];
+  /** The inference workers, when the model runs in them (see loadLabeler). */
+  pool?: InferencePool;
+  /** Ends the workers. */
+  close(): Promise<void>;
 }
 
-/** Chooses the backend, then loads the checkpoint in `dir`. */
-export async function loadLabeler(dir: string, backend: string | undefined, log: (line: string) => void): Promise<Labeler> {
+/**
+ * Chooses the backend, loads the checkpoint in `dir`, and with `workers` > 0
+ * starts that many inference workers with its weights (before any image is
+ * read, like the weights themselves). The workers need the wasm backend and
+ * a box model; otherwise the model runs on this thread, and the log says so.
+ */
+export async function loadLabeler(dir: string, backend: string | undefined, log: (line: string) => void, workers = 0): Promise<Labeler> {
   const info = await initBackend(backend, { log });
   const { det, ckpt } = loadDetector(dir);
   const K = ckpt.manifest.numClasses;
   const categoryIds = (ckpt.manifest as { categoryIds?: number[] }).categoryIds ?? Array.from({ length: K }, (_, k) => k + 1);
-  return { det, modelHash: ckpt.manifest.weightsSha256, backend: describeBackend(info), categoryIds };
+  let pool: InferencePool | undefined;
+  if (workers > 0 && poolCanRun(det)) pool = await InferencePool.start(det, workers);
+  else if (workers > 0) log(`casl: inference on the main thread: --workers needs the wasm backend and a box model (this is ${describeBackend(info)}${det.config.mask ? ', a CondInst model' : ''})`);
+  return {
+    det, modelHash: ckpt.manifest.weightsSha256, backend: describeBackend(info), categoryIds, pool,
+    close: async () => pool?.close(),
+  };
 }
 
 export interface PredictOptions {
@@ -46,6 +62,8 @@ export interface PredictOptions {
   maxPixels?: number;
   /** See InferOptions.minScore. */
   minScore?: number;
+  /** Inference worker threads for loadLabeler; 0 runs the model on the main thread. */
+  workers: number;
 }
 
 /** Image records → prediction records in original-image pixels; bad images become error records. */
@@ -63,6 +81,7 @@ export function predictImages(labeler: Labeler, opts: PredictOptions): Stage<OrE
       views: opts.views,
       seed: opts.seed,
       minScore: opts.minScore,
+      pool: labeler.pool,
       categoryIds: labeler.categoryIds,
       meta: { model: labeler.modelHash, backend: labeler.backend },
     }));
@@ -173,6 +192,7 @@ export interface PredictionFlags {
   seed?: number;
   'decode-concurrency'?: number;
   'max-pixels'?: number;
+  workers?: number;
 }
 
 export function predictionOptions(f: PredictionFlags): PredictOptions {
@@ -188,5 +208,7 @@ export function predictionOptions(f: PredictionFlags): PredictOptions {
   if (batch < 1) throw new UsageError(`--batch must be at least 1, got ${batch}`);
   const decodeConcurrency = need(f['decode-concurrency'], 'decode-concurrency');
   if (decodeConcurrency < 1) throw new UsageError(`--decode-concurrency must be at least 1, got ${decodeConcurrency}`);
-  return { root: f.root, aug, views, batch, seed: need(f.seed, 'seed'), decodeConcurrency, maxPixels: f['max-pixels'] };
+  const workers = need(f.workers, 'workers');
+  if (!Number.isInteger(workers) || workers < 0) throw new UsageError(`--workers must be 0 (the model on the main thread) or more, got ${workers}`);
+  return { root: f.root, aug, views, batch, seed: need(f.seed, 'seed'), decodeConcurrency, maxPixels: f['max-pixels'], workers };
 }

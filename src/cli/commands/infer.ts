@@ -16,6 +16,7 @@ export const PREDICTION_OPTIONS: Record<string, OptionSpec> = {
   'decode-concurrency': { type: 'integer', help: 'images decoding at once (libvips threads)' },
   'max-pixels': { type: 'integer', help: 'refuse images with more pixels than this (decompression bombs)' },
   backend: { type: 'string', help: 'auto|tfjs-node-gpu|tfjs-node|wasm|cpu (or CASL_BACKEND)' },
+  workers: { type: 'integer', help: 'wasm: inference worker threads, each with a one-thread backend, computing while this thread decodes; 0 = on this thread' },
 };
 
 export const command: Command = {
@@ -34,7 +35,7 @@ export const command: Command = {
     if (positionals.length > 1) throw new UsageError('give one input file of image records (or - for stdin)');
     const popts = predictionOptions(opts as unknown as PredictionFlags);
     const log = (line: string) => ctx.stderr.write(line + '\n');
-    const labeler = await loadLabeler(opts.model as string, opts.backend as string | undefined, log);
+    const labeler = await loadLabeler(opts.model as string, opts.backend as string | undefined, log, popts.workers);
     const p = progress('infer', { quiet: opts.quiet as boolean, stderr: ctx.stderr });
     const sink = errorSink({ file: opts.errors as string | undefined, stderr: ctx.stderr, command: 'infer' });
     try {
@@ -45,7 +46,7 @@ export const command: Command = {
         .through(serializeJsonl())
         .through(writeTo(ctx.stdout));
     } finally {
-      await sink.close();
+      await Promise.all([sink.close(), labeler.close()]);
       p.done();
     }
     return p.summary.errors > 0 ? 1 : 0;

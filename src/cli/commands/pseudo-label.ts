@@ -11,6 +11,8 @@ import { FilterStats } from '../../label/filter.js';
 import { ledgerPaths, resumeLedger } from '../../label/ledger.js';
 import { loadLabeler, predictImages, predictionOptions, stopWhen, writeLedger, type PredictionFlags } from '../../label/pipeline.js';
 import { formatQuality, pseudoLabelQuality } from '../../label/quality.js';
+import { writeCocoResults } from '../../label/coco-results.js';
+import { poolBackendName } from '../../label/infer.js';
 
 export const command: Command = {
   name: 'pseudo-label',
@@ -28,6 +30,7 @@ export const command: Command = {
     shard: { type: 'string', help: 'process shard i of N (0-based; image_id mod N = i): N machines, outputs concatenate' },
     gt: { type: 'string', help: 'COCO ground truth of these images (e.g. the fixtures\' hidden one): print precision and recall' },
     stats: { type: 'string', help: 'write the run\'s figures here as JSON (counts, filter histograms, quality, seconds, peak RSS, live tensors)' },
+    'coco-results': { type: 'string', help: 'after the run, also write OUT\'s instances here as one pycocotools results array (loadRes reads it as is: segm with masks, else bbox), made again from the whole of OUT on every run' },
     errors: { type: 'string', help: 'error records go here instead of OUT.errors' },
     quiet: { type: 'boolean', help: 'no progress on stderr', default: false },
   },
@@ -53,46 +56,56 @@ export const command: Command = {
     const listing = await listImages(positionals, { root: opts.root as string });
     if (listing.files.length === 0) throw new UsageError(`no files match ${positionals.map((p) => `'${p}'`).join(' ')}; quote globs so the shell does not expand them`);
     const { total, records } = ingestRecords(listing, shard);
-    const labeler = await loadLabeler(opts.model as string, opts.backend as string | undefined, log);
-
-    let interrupted = false;
-    const onSigint = () => {
-      interrupted = true;
-      log('casl pseudo-label: interrupted: finishing the images in flight, then flushing the files (Ctrl-C again to kill)');
-      process.removeListener('SIGINT', onSigint);
-    };
-    process.on('SIGINT', onSigint);
-
-    const todo = total - done.size;
-    const p = progress('pseudo-label', { total: Math.max(0, todo), quiet: opts.quiet as boolean, stderr: ctx.stderr });
-    const stats = new FilterStats(delta);
-    let counts;
-    const started = performance.now();
+    const labeler = await loadLabeler(opts.model as string, opts.backend as string | undefined, log, popts.workers);
     try {
-      counts = await records
-        .filter((r) => isErrorRecord(r) || !done.has(r.image_id))
-        .through(stopWhen(() => interrupted))
-        .through(predictImages(labeler, popts))
-        .through(p.tap)
-        .through(writeLedger(paths, { delta, append: resume, stats }));
+      let interrupted = false;
+      const onSigint = () => {
+        interrupted = true;
+        log('casl pseudo-label: interrupted: finishing the images in flight, then flushing the files (Ctrl-C again to kill)');
+        process.removeListener('SIGINT', onSigint);
+      };
+      process.on('SIGINT', onSigint);
+
+      const todo = total - done.size;
+      const p = progress('pseudo-label', { total: Math.max(0, todo), quiet: opts.quiet as boolean, stderr: ctx.stderr });
+      const stats = new FilterStats(delta);
+      let counts;
+      const started = performance.now();
+      try {
+        counts = await records
+          .filter((r) => isErrorRecord(r) || !done.has(r.image_id))
+          .through(stopWhen(() => interrupted))
+          .through(predictImages(labeler, popts))
+          .through(p.tap)
+          .through(writeLedger(paths, { delta, append: resume, stats }));
+      } finally {
+        process.removeListener('SIGINT', onSigint);
+        p.done();
+      }
+      ctx.stderr.write(stats.format());
+      log(`casl pseudo-label: ${total} images${shard ? ` in shard ${opts.shard}` : ''}: ${done.size} done before, now ${counts.kept} kept → ${paths.out}, `
+        + `${counts.dropped} dropped as empty → ${paths.dropped}, ${counts.errors} failed → ${paths.errors}`);
+      const seconds = (performance.now() - started) / 1000;
+      const quality = gt ? await pseudoLabelQuality(gt, paths.out, paths.dropped) : undefined;
+      if (quality) ctx.stderr.write(formatQuality(quality));
+      if (opts['coco-results'] && !interrupted) {
+        const c = await writeCocoResults(paths.out, opts['coco-results'] as string);
+        log(`casl pseudo-label: ${c.detections} instances of ${c.images} images (${c.masks} with masks) as a pycocotools results file → ${opts['coco-results']}`);
+      }
+      if (opts.stats) {
+        writeFileSync(opts.stats as string, JSON.stringify({
+          images: total, done_before: done.size, ...counts, seconds, images_per_s: (counts.kept + counts.dropped + counts.errors) / seconds,
+          peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+          // Each thread has its own backend: the main thread's tensors and the inference workers' after their last batch.
+          tensors: tf.memory().numTensors + (labeler.pool?.numTensors ?? 0), tensors_workers: labeler.pool?.numTensors ?? 0,
+          workers: labeler.pool?.size ?? 0, backend: labeler.pool ? poolBackendName(labeler.pool) : labeler.backend,
+          filter: stats.toJSON(), quality, interrupted,
+        }, null, 2) + '\n');
+      }
+      if (interrupted) return 130;
+      return counts.errors > 0 ? 1 : 0;
     } finally {
-      process.removeListener('SIGINT', onSigint);
-      p.done();
+      await labeler.close();
     }
-    ctx.stderr.write(stats.format());
-    log(`casl pseudo-label: ${total} images${shard ? ` in shard ${opts.shard}` : ''}: ${done.size} done before, now ${counts.kept} kept → ${paths.out}, `
-      + `${counts.dropped} dropped as empty → ${paths.dropped}, ${counts.errors} failed → ${paths.errors}`);
-    const seconds = (performance.now() - started) / 1000;
-    const quality = gt ? await pseudoLabelQuality(gt, paths.out, paths.dropped) : undefined;
-    if (quality) ctx.stderr.write(formatQuality(quality));
-    if (opts.stats) {
-      writeFileSync(opts.stats as string, JSON.stringify({
-        images: total, done_before: done.size, ...counts, seconds, images_per_s: (counts.kept + counts.dropped + counts.errors) / seconds,
-        peak_rss_mb: process.resourceUsage().maxRSS / 1024, tensors: tf.memory().numTensors, backend: labeler.backend,
-        filter: stats.toJSON(), quality, interrupted,
-      }, null, 2) + '\n');
-    }
-    if (interrupted) return 130;
-    return counts.errors > 0 ? 1 : 0;
   },
 };
