@@ -3,6 +3,7 @@ import t, { type Test } from 'tap';
 import { indexGroundTruth, type GroundTruth } from '../src/eval/ground-truth.js';
 import { evaluateResults, DetectionError } from '../src/eval/detections.js';
 import type { IouType, Summary } from '../src/eval/evaluator.js';
+import { numpySum, pairwiseSum } from '../src/eval/params.js';
 import { rleToJson, segmentationToRle } from '../src/geometry/mask.js';
 
 type Box = [number, number, number, number];
@@ -166,4 +167,14 @@ t.test('bad detections are errors that say which one and what to do', async (t) 
     message: /mask counts cover \d+ pixels/,
   });
   t.ok(new DetectionError('x') instanceof Error);
+});
+
+t.test("np.mean's summation: pairwise within 8192-value blocks, blocks added in order", async (t) => {
+  // np.add.reduce of these arrays, printed by numpy 1.24 (repr, so every bit): 12,120 values is T × R × K for 12 categories.
+  const numpy: [number, number][] = [[8192, 4096.130108923753], [12120, 6060.616368542021], [20000, 9999.091336064754]];
+  for (const [n, sum] of numpy) {
+    const x = Float64Array.from({ length: n }, (_, i) => ((i * 7919) % 10007) / 10007);
+    t.equal(numpySum(x), sum, `${n} values`);
+    if (n > 8192) t.not(pairwiseSum(x), sum, `${n} values: one pairwise sum over the whole array is off in the last bit`);
+  }
 });

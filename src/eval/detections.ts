@@ -19,7 +19,7 @@ import {
 import type { Rle } from '../records.js';
 import { isErrorRecord } from '../records.js';
 import type { OrError } from '../streams/stage.js';
-import { CocoEvaluator, type Detection, type EvalResult, type IouType } from './evaluator.js';
+import { CocoEvaluator, Detections, type EvalResult, type IouType } from './evaluator.js';
 import { readGroundTruth, type GroundTruth, type ImageId } from './ground-truth.js';
 import { PARSED_RLE, scanResults } from './results-file.js';
 
@@ -72,8 +72,12 @@ export class DetectionReader {
     return rank;
   }
 
-  /** `parsed`: the mask's runs, when the results scanner already read them into `masks`. */
-  toDetection(raw: RawDetection, rank: number, where: string, parsed?: RleView): Detection {
+  /**
+   * Checks one detection and appends it to `into` (whose run buffer must be
+   * this reader's `masks`); `parsed`: the mask's runs, when the results
+   * scanner already read them into `masks`.
+   */
+  read(raw: RawDetection, rank: number, where: string, into: Detections, parsed?: RleView): void {
     if (typeof raw !== 'object' || raw === null) throw new DetectionError(`${where}: a detection must be an object`);
     const { category_id: catId, score } = raw;
     if (typeof catId !== 'number' || !Number.isInteger(catId)) {
@@ -102,19 +106,19 @@ export class DetectionReader {
         throw new DetectionError(`${where}: no "bbox", but the first detection had one; like pycocotools' loadRes, casl reads all detections the way the first one is written — give every detection a bbox`);
       }
       const box = raw.bbox!;
-      if (this.iouType === 'bbox') return { cat, score, area: box[2] * box[3], box };
+      if (this.iouType === 'bbox') return into.add(cat, score, box[2] * box[3], box);
       let mask: RleView;
       let maskBox: Box;
       if (raw.segmentation !== undefined) ({ mask, box: maskBox } = this.mask(raw.segmentation, rank, where, parsed));
       else if (h < 0) throw new DetectionError(`${where}: no "segmentation", and image ${this.gt.imageIds[rank]} has no height/width to rasterise its box on`);
       else maskBox = rleViewStats((mask = this.masks.append(rleFromBox(box, h, w)))).box;
-      return { cat, score, area: box[2] * box[3], box, mask, maskBox };
+      return into.add(cat, score, box[2] * box[3], box, mask, maskBox);
     }
     if (raw.segmentation === undefined) {
       throw new DetectionError(`${where}: no "segmentation", but the first detection was a mask without a bbox; give every detection a segmentation`);
     }
     const { mask, area, box } = this.mask(raw.segmentation, rank, where, parsed);
-    return { cat, score, area, box: raw.bbox ?? box, mask, maskBox: box };
+    into.add(cat, score, area, raw.bbox ?? box, mask, box);
   }
 
   /** The mask of a detection, checked against its image, with its area and box. */
@@ -148,24 +152,29 @@ export class DetectionReader {
 /** A results file's detections, gathered per image in file order, then evaluated. */
 class ResultsCollector {
   readonly reader: DetectionReader;
-  private readonly perImage = new Map<number, Detection[]>();
+  private readonly dets: Detections;
+  /** Per image rank, its detections' indices in `dets`. */
+  private readonly perImage = new Map<number, number[]>();
 
   constructor(readonly gt: GroundTruth, readonly iouType: IouType, readonly source: string) {
     this.reader = new DetectionReader(gt, iouType);
+    this.dets = new Detections(this.reader.masks);
   }
 
   add(raw: RawDetection, i: number, parsed?: RleView): void {
     const where = `${this.source}: detection ${i}`;
     if (typeof raw !== 'object' || raw === null) throw new DetectionError(`${where}: a detection must be an object`);
     const rank = this.reader.rankOf(raw.image_id, where);
-    let l = this.perImage.get(rank);
-    if (!l) this.perImage.set(rank, (l = []));
-    l.push(this.reader.toDetection(raw, rank, where, parsed));
+    const at = this.dets.n;
+    this.reader.read(raw, rank, where, this.dets, parsed);
+    const l = this.perImage.get(rank);
+    if (l) l.push(at);
+    else this.perImage.set(rank, [at]);
   }
 
   finish(): EvalReport {
     const evaluator = new CocoEvaluator(this.gt, this.iouType);
-    for (const [rank, dets] of this.perImage) evaluator.addImage(rank, dets);
+    for (const [rank, which] of this.perImage) evaluator.addImage(rank, this.dets, which);
     return { ...evaluator.result(), unknownCategory: this.reader.unknownCategory, errorRecords: 0, format: 'results-json' };
   }
 }
@@ -219,6 +228,7 @@ export async function evaluateJsonl(
 ): Promise<EvalReport> {
   const reader = new DetectionReader(gt, iouType);
   const evaluator = new CocoEvaluator(gt, iouType);
+  const dets = new Detections(reader.masks);
   const firstRecord = new Map<number, number>();
   let errorRecords = 0;
   let recordNo = 0;
@@ -244,10 +254,11 @@ export async function evaluateJsonl(
       throw new DetectionError(`${where}: this image already had its predictions in record ${earlier}; write each image once`);
     }
     firstRecord.set(rank, recordNo);
-    const dets = (rec.instances as RawDetection[]).map((inst, i) =>
-      reader.toDetection({ ...inst, image_id: rec.image_id }, rank, `${where}, instance ${i}`));
-    evaluator.addImage(rank, dets);
+    dets.clear();
     reader.masks.clear();
+    const instances = rec.instances as RawDetection[];
+    for (let i = 0; i < instances.length; i++) reader.read({ ...instances[i], image_id: rec.image_id }, rank, `${where}, instance ${i}`, dets);
+    evaluator.addImage(rank, dets);
   }
   return { ...evaluator.result(), unknownCategory: reader.unknownCategory, errorRecords, format: 'predictions-jsonl' };
 }

@@ -10,26 +10,80 @@
 // truths of one (image, category).
 
 import {
-  boxIou, maskViewIou, rleBoxes, rleView, segmentationToRle, MaskError, type RleMask, type RleView,
+  boxIou, maskViewIou, rleBoxes, rleView, segmentationToRle, MaskError, RleSlab, type RleMask, type RleView,
 } from '../geometry/mask.js';
 import type { GroundTruth } from './ground-truth.js';
-import { AREA_RNG, EPS, IOU_THRS, MAX_DETS, REC_THRS, pairwiseSum } from './params.js';
+import { AREA_RNG, EPS, IOU_THRS, MAX_DETS, REC_THRS, numpySum } from './params.js';
 
 export type IouType = 'bbox' | 'segm';
 
-/** One detection, as loadRes() leaves it: category index, score, area, box, mask. */
-export interface Detection {
-  /** Index into gt.categories. */
-  cat: number;
-  score: number;
+/**
+ * Detections as loadRes() leaves them (category index, score, area, box,
+ * mask), in columns: the detections of a results file are a few typed
+ * arrays, not tens of thousands of objects for the garbage collector to copy.
+ */
+export class Detections {
+  n = 0;
+  /** Index into gt.categories; -1 for a category the ground truth lacks. */
+  cat = new Int32Array(64);
+  score = new Float64Array(64);
   /** bbox results: w * h of the box; segm-only results: the mask's pixel count. */
-  area: number;
-  /** [x, y, w, h]; used for bbox IoU. */
-  box: ArrayLike<number>;
-  /** Used for segm IoU. */
-  mask?: RleView;
-  /** The mask's box (rleToBbox), computed once with its area. */
-  maskBox?: ArrayLike<number>;
+  area = new Float64Array(64);
+  /** [x, y, w, h] per detection; used for bbox IoU. */
+  box = new Float64Array(256);
+  /** segm: the mask's runs masks.counts[maskStart .. maskEnd), its size, and its box (rleToBbox). */
+  maskStart = new Int32Array(64);
+  maskEnd = new Int32Array(64);
+  maskH = new Int32Array(64);
+  maskW = new Int32Array(64);
+  maskBox = new Float64Array(256);
+
+  constructor(readonly masks: RleSlab) {}
+
+  /** `mask` must be a view of `masks` (its runs are read from there, wherever the buffer has grown to). */
+  add(cat: number, score: number, area: number, box: ArrayLike<number>, mask?: RleView, maskBox?: ArrayLike<number>): void {
+    if (this.n === this.cat.length) this.grow();
+    const i = this.n++;
+    this.cat[i] = cat;
+    this.score[i] = score;
+    this.area[i] = area;
+    for (let c = 0; c < 4; c++) this.box[i * 4 + c] = box[c];
+    if (mask !== undefined && maskBox !== undefined) {
+      this.maskStart[i] = mask.start;
+      this.maskEnd[i] = mask.end;
+      this.maskH[i] = mask.h;
+      this.maskW[i] = mask.w;
+      for (let c = 0; c < 4; c++) this.maskBox[i * 4 + c] = maskBox[c];
+    }
+  }
+
+  /** The mask of detection i, as a view of the run buffer. */
+  mask(i: number): RleView {
+    return { h: this.maskH[i], w: this.maskW[i], counts: this.masks.counts, start: this.maskStart[i], end: this.maskEnd[i] };
+  }
+
+  /** Forgets every detection (the run buffer is its owner's to clear). */
+  clear(): void {
+    this.n = 0;
+  }
+
+  private grow(): void {
+    const n = 2 * this.cat.length;
+    const more = <A extends Int32Array | Float64Array>(a: A, per = 1): A => {
+      const b = new (a.constructor as new (n: number) => A)(n * per);
+      b.set(a);
+      return b;
+    };
+    this.cat = more(this.cat);
+    this.score = more(this.score);
+    this.area = more(this.area);
+    this.box = more(this.box, 4);
+    this.maskStart = more(this.maskStart);
+    this.maskEnd = more(this.maskEnd);
+    this.maskH = more(this.maskH);
+    this.maskW = more(this.maskW);
+    this.maskBox = more(this.maskBox, 4);
+  }
 }
 
 export const SUMMARY_KEYS = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl'] as const;
@@ -160,12 +214,14 @@ function precisionAt(codes: Uint32Array, n: number, shift: number, npig: number,
 }
 
 /**
- * Sorts indices by score descending, then key ascending (accumulate()'s
- * order), as a bottom-up merge sort over typed arrays: a comparator callback
- * per comparison costs several times more. Returns whichever of `a`, `tmp`
- * holds the result.
+ * Sorts the indices a[0 .. n) by category (when `cat` is given), then score
+ * descending, then tie key (when `tie` is given; the index otherwise): the
+ * orders of evaluateImg() and accumulate(), both cocoeval's stable sorts.
+ * A bottom-up merge sort over typed arrays: a comparator callback per
+ * comparison costs several times more. Returns whichever of `a`, `tmp` holds
+ * the result.
  */
-function sortByScore(a: Uint32Array, tmp: Uint32Array, n: number, scores: Float64Array, keys: Uint32Array): Uint32Array {
+function sortDetections(a: Uint32Array, tmp: Uint32Array, n: number, score: Float64Array, cat?: Int32Array, tie?: Uint32Array): Uint32Array {
   let src = a, dst = tmp;
   for (let width = 1; width < n; width *= 2) {
     for (let lo = 0; lo < n; lo += 2 * width) {
@@ -173,9 +229,10 @@ function sortByScore(a: Uint32Array, tmp: Uint32Array, n: number, scores: Float6
       let i = lo, j = mid, o = lo;
       while (i < mid && j < hi) {
         const x = src[i], y = src[j];
-        const sx = scores[x], sy = scores[y];
+        const cx = cat ? cat[x] : 0, cy = cat ? cat[y] : 0;
+        const sx = score[x], sy = score[y];
         // y goes first only if strictly before x: equal elements keep their order.
-        if (sy > sx || (sy === sx && keys[y] < keys[x])) {
+        if (cy < cx || (cy === cx && (sy > sx || (sy === sx && (tie ? tie[y] < tie[x] : y < x))))) {
           dst[o++] = y;
           j++;
         } else {
@@ -207,6 +264,7 @@ export class CocoEvaluator {
   private maxIou = new Float64Array(MAX_DET);
   private gtBuf = { crowd: new Uint8Array(64), gIg: new Uint8Array(64), perm: new Int32Array(64), gtm: new Uint8Array(64), boxes: new Float64Array(256) };
   private dtBoxes = new Float64Array(MAX_DET * 4);
+  private sortBuf = new Uint32Array(512);
 
   constructor(readonly gt: GroundTruth, readonly iouType: IouType) {
     this.K = gt.categories.length;
@@ -221,24 +279,33 @@ export class CocoEvaluator {
     return this.seen[rank] === 1;
   }
 
-  /** Matches one image's detections (all categories) against its ground truth. */
-  addImage(rank: number, dets: Detection[]): void {
+  /**
+   * Matches one image's detections (all categories) against its ground
+   * truth: dets[which[0 .. count)] in file order, or all of `dets` when
+   * `which` is not given.
+   */
+  addImage(rank: number, dets: Detections, which?: ArrayLike<number>, count = which ? which.length : dets.n): void {
     if (this.seen[rank]) throw new Error(`image ${this.gt.imageIds[rank]} was evaluated twice`);
     this.seen[rank] = 1;
     const gt = this.gt;
     // Detections by category, best score first; ties keep the input order (cocoeval's stable sort).
-    const order: number[] = [];
-    for (let i = 0; i < dets.length; i++) if (dets[i].cat >= 0) order.push(i);
-    order.sort((x, y) => dets[x].cat - dets[y].cat || dets[y].score - dets[x].score || x - y);
+    if (this.sortBuf.length < 2 * count) this.sortBuf = new Uint32Array(4 * count);
+    const kept = this.sortBuf.subarray(0, count), tmp = this.sortBuf.subarray(count, 2 * count);
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const d = which ? which[i] : i;
+      if (dets.cat[d] >= 0) kept[n++] = d;
+    }
+    const order = sortDetections(kept, tmp, n, dets.score, dets.cat).subarray(0, n);
     // Ground truths by category, in file order within one.
     const gts: number[] = [];
     for (let p = gt.annStart[rank]; p < gt.annStart[rank + 1]; p++) gts.push(gt.annOrder[p]);
     gts.sort((x, y) => gt.annCat[x] - gt.annCat[y] || x - y);
     let i = 0, g = 0;
     while (i < order.length || g < gts.length) {
-      const k = Math.min(i < order.length ? dets[order[i]].cat : Infinity, g < gts.length ? gt.annCat[gts[g]] : Infinity);
+      const k = Math.min(i < order.length ? dets.cat[order[i]] : Infinity, g < gts.length ? gt.annCat[gts[g]] : Infinity);
       let i1 = i;
-      while (i1 < order.length && dets[order[i1]].cat === k) i1++;
+      while (i1 < order.length && dets.cat[order[i1]] === k) i1++;
       let g1 = g;
       while (g1 < gts.length && gt.annCat[gts[g1]] === k) g1++;
       this.evaluateImageCategory(rank, k, gts, g, g1 - g, dets, order, i, Math.min(i1 - i, MAX_DET));
@@ -253,7 +320,7 @@ export class CocoEvaluator {
    * (best first, already cut to maxDets[-1]).
    */
   private evaluateImageCategory(
-    rank: number, k: number, gts: number[], g0: number, G: number, dets: Detection[], order: number[], d0: number, D: number,
+    rank: number, k: number, gts: number[], g0: number, G: number, dets: Detections, order: Uint32Array, d0: number, D: number,
   ): void {
     const gt = this.gt;
     if (this.ious.length < D * G) this.ious = new Float64Array(Math.max(D * G, 2 * this.ious.length));
@@ -289,7 +356,7 @@ export class CocoEvaluator {
       for (let g = 0; g < G; g++) if (!gIg[g]) perm[p++] = g;
       for (let g = 0; g < G; g++) if (gIg[g]) perm[p++] = g;
       for (let d = 0; d < D; d++) {
-        const area = dets[order[d0 + d]].area;
+        const area = dets.area[order[d0 + d]];
         outOfRange[d] = area < lo || area > hi ? 1 : 0;
       }
       if (G === 0) {
@@ -333,18 +400,21 @@ export class CocoEvaluator {
       }
     }
     const store = this.stores[k];
-    for (let d = 0; d < D; d++) store.push(dets[order[d0 + d]].score, rank * RANK_SLOTS + d, codes, d);
+    for (let d = 0; d < D; d++) store.push(dets.score[order[d0 + d]], rank * RANK_SLOTS + d, codes, d);
     this.detections += D;
   }
 
   private computeIou(
-    rank: number, gts: number[], g0: number, G: number, dets: Detection[], order: number[], d0: number, D: number, ious: Float64Array,
+    rank: number, gts: number[], g0: number, G: number, dets: Detections, order: Uint32Array, d0: number, D: number, ious: Float64Array,
   ): void {
     const gt = this.gt;
     const crowd = this.gtBuf.crowd;
     if (this.iouType === 'bbox') {
       const db = this.dtBoxes, gb = this.gtBuf.boxes;
-      for (let d = 0; d < D; d++) db.set(dets[order[d0 + d]].box, d * 4);
+      for (let d = 0; d < D; d++) {
+        const i = order[d0 + d];
+        for (let c = 0; c < 4; c++) db[d * 4 + c] = dets.box[i * 4 + c];
+      }
       for (let g = 0; g < G; g++) {
         const j = gts[g0 + g];
         if (Number.isNaN(gt.annBox[j * 4])) {
@@ -360,30 +430,31 @@ export class CocoEvaluator {
     for (let g = 0; g < G; g++) {
       const j = gts[g0 + g];
       const segm = gt.segmentation(j);
-      const where = `${gt.source}: annotations[${gt.annFileIndex[j]}] (id ${gt.annId[j]})`;
-      if (segm === undefined) throw new MaskError(`${where} has no "segmentation"; segm evaluation needs one on every annotation`);
+      const where = (): string => `${gt.source}: annotations[${gt.annFileIndex[j]}] (id ${gt.annId[j]})`;
+      if (segm === undefined) throw new MaskError(`${where()} has no "segmentation"; segm evaluation needs one on every annotation`);
       if (Array.isArray(segm) && h < 0) {
-        throw new MaskError(`${where} is a polygon but image ${gt.imageIds[rank]} has no height/width to rasterise it on`);
+        throw new MaskError(`${where()} is a polygon but image ${gt.imageIds[rank]} has no height/width to rasterise it on`);
       }
       try {
         gm.push(segmentationToRle(segm, h, w));
       } catch (e) {
-        throw new MaskError(`${where}: ${(e as Error).message}`);
+        throw new MaskError(`${where()}: ${(e as Error).message}`);
       }
     }
     const db = this.dtBoxes;
     const dm: RleView[] = [];
     for (let d = 0; d < D; d++) {
-      const det = dets[order[d0 + d]];
-      db.set(det.maskBox!, d * 4);
-      dm.push(det.mask!);
+      const i = order[d0 + d];
+      for (let c = 0; c < 4; c++) db[d * 4 + c] = dets.maskBox[i * 4 + c];
+      dm.push(dets.mask(i));
     }
     maskViewIou(dm, db, gm.map(rleView), rleBoxes(gm), crowd, ious);
   }
 
   /** Images of the ground truth that received no detections count with their misses. */
   private finishImages(): void {
-    for (let r = 0; r < this.seen.length; r++) if (!this.seen[r]) this.addImage(r, []);
+    const none = new Detections(new RleSlab());
+    for (let r = 0; r < this.seen.length; r++) if (!this.seen[r]) this.addImage(r, none);
   }
 
   /** accumulate() + summarize(). Evaluates images that got no detections first. */
@@ -403,7 +474,7 @@ export class CocoEvaluator {
       // accumulate()'s order: score descending, ties by image rank, then rank within the image.
       const unsorted = new Uint32Array(n);
       for (let i = 0; i < n; i++) unsorted[i] = i;
-      const order = sortByScore(unsorted, new Uint32Array(n), n, scores, keys);
+      const order = sortDetections(unsorted, new Uint32Array(n), n, scores, undefined, keys);
       // Per max-detection cut, the codes of the detections it keeps, in that order.
       const cut = MAX_DETS.map(() => new Uint32Array(n));
       const cutLength = new Int32Array(M);
@@ -412,9 +483,12 @@ export class CocoEvaluator {
         if (npig === 0) continue;
         recallNeeds(npig, need);
         cutLength.fill(0);
+        const codes = flat.codes;
         for (let i = 0; i < n; i++) {
           const d = order[i];
-          const code = flat.codes[d * A + a];
+          const code = codes[d * A + a];
+          // Ignored at every threshold (most detections, outside a small, medium or large range): precisionAt skips it anyway.
+          if (code === IGN_EVERY_T) continue;
           const rank = keys[d] % RANK_SLOTS;
           for (let m = 0; m < M; m++) if (rank < MAX_DETS[m]) cut[m][cutLength[m]++] = code;
         }
@@ -440,7 +514,7 @@ export class CocoEvaluator {
     const allT = [...IOU_THRS.keys()];
     // s[s > -1] in numpy's C order, then its mean (-1 when empty).
     const kept = new Float64Array(T * R * K);
-    const mean = (n: number) => (n === 0 ? -1 : (0 + pairwiseSum(kept, 0, n)) / n);
+    const mean = (n: number) => (n === 0 ? -1 : numpySum(kept, 0, n) / n);
     const ap = (ts: number[], a: number, m: number, k0 = 0, k1 = K) => {
       let n = 0;
       for (const t of ts) {
