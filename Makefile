@@ -73,6 +73,8 @@ fixtures-sample: build
 # with --resume, and thrown away when the labeler is newer than they are.
 LABELER_CKPT := $(firstword $(patsubst %/model.json,%,$(wildcard $(RUNS)/labeler$(E)/model/model.json fixtures/labeler$(E)/model.json)) $(RUNS)/labeler$(E)/model)
 PSEUDO := $(RUNS)/pseudo-labels$(E)/pseudo.jsonl
+# The same instances as one pycocotools results array (COCO.loadRes reads it as is; segm with ENTITIES=1).
+PSEUDO_RESULTS := $(RUNS)/pseudo-labels$(E)/results.json
 HIDDEN_GT := $(FIXTURES)/annotations/unlabeled_hidden_gt$(if $(E),_entities,).json
 
 $(LABELER_CKPT)/model.json: | $(FIXTURES)/.done
@@ -80,9 +82,9 @@ $(LABELER_CKPT)/model.json: | $(FIXTURES)/.done
 
 $(RUNS)/pseudo-labels$(E)/.done: $(FIXTURES)/.done $(LABELER_CKPT)/model.json
 	@mkdir -p $(@D)
-	@if [ -e $(PSEUDO) ] && [ $(PSEUDO) -ot $(LABELER_CKPT)/model.json ]; then rm -f $(PSEUDO) $(PSEUDO).dropped $(PSEUDO).errors; fi
+	@if [ -e $(PSEUDO) ] && [ $(PSEUDO) -ot $(LABELER_CKPT)/model.json ]; then rm -f $(PSEUDO) $(PSEUDO).dropped $(PSEUDO).errors $(PSEUDO_RESULTS); fi
 	$(CASL) pseudo-label '$(FIXTURES)/images/unlabeled/*' --root $(FIXTURES)/images/unlabeled \
-	  --model $(LABELER_CKPT) --out $(PSEUDO) --gt $(HIDDEN_GT) \
+	  --model $(LABELER_CKPT) --out $(PSEUDO) --gt $(HIDDEN_GT) --coco-results $(PSEUDO_RESULTS) \
 	  $(if $(E),--config pipelines/pseudo-labels-entities.yaml,) $(if $(wildcard $(PSEUDO)),--resume,)
 	@touch $@
 
