@@ -139,6 +139,43 @@ t.test('native kernels (when built) match the cpu backend: dW, dx, Conv2D, Fused
   }
 });
 
+t.test('native BatchMatMul (when built) matches the cpu backend: transposes, a broadcast batch, GroupNorm\'s shapes', async (t) => {
+  if (!existsSync(addonPath()) || process.env.CASL_NATIVE === '0') {
+    t.skip(`native kernels not tested: ${nativeUnavailable()}`);
+    return;
+  }
+  const native = useNativeKernels(2);
+  t.ok(native, 'the built addon loads');
+  if (!native) return;
+  t.teardown(stopNativeKernels);
+  // [a shape, b shape, transposeA, transposeB]
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[8, 1, 4096], [8, 4096, 16], false, false], // per-channel sums: ones · x
+    [[8, 4096, 1], [8, 1, 64], false, false], // their gradient's outer product
+    [[8, 1, 256], [8, 1, 64], true, false],
+    [[8, 64], [64, 64], false, false], // group means
+    [[8, 64], [64, 64], false, true],
+    [[3, 5, 7], [3, 9, 5], true, true],
+    [[3, 7, 5], [1, 5, 9], false, false], // b broadcast over the batch
+    [[1, 7, 5], [2, 3, 5, 9], false, false], // a broadcast, rank 4
+    [[2, 3, 5, 7], [2, 3, 7, 4], false, false],
+  ];
+  for (const [as, bs, ta, tb] of cases) {
+    const a = tf.tensor(seeded(as.reduce((p, d) => p * d, 1), 7), as);
+    const b = tf.tensor(seeded(bs.reduce((p, d) => p * d, 1), 8), bs);
+    const run = () => (tf.matMul(a, b, ta, tb).dataSync() as Float32Array).slice();
+    await tf.setBackend('cpu');
+    const want = run();
+    const wantShape = tf.tidy(() => tf.matMul(a, b, ta, tb).shape);
+    await tf.setBackend('wasm');
+    const got = run();
+    t.same(tf.tidy(() => tf.matMul(a, b, ta, tb).shape), wantShape, `${JSON.stringify([as, bs, ta, tb])}: shape`);
+    const e = maxRelErr(got, want);
+    t.ok(e < 1e-5, `${JSON.stringify([as, bs, ta, tb])}: max relative error ${e.toExponential(1)}`);
+    tf.dispose([a, b]);
+  }
+});
+
 t.test('tf.grads through conv2d agrees across backends (the path training takes)', async (t) => {
   const x0 = seeded(2 * 9 * 9 * 4, 4);
   const w0 = seeded(3 * 3 * 4 * 6, 5);

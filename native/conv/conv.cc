@@ -455,6 +455,39 @@ void conv2d_dw(const float* x, const float* dy, float* dw, const ConvShape& s) {
   }
 }
 
+// ---------------------------------------------------------------- matmul
+// C[b] = op(A[b]) · op(B[b]), op = transpose or not; a batch of 1 broadcasts.
+// tiny-fcos's GroupNorm runs these (per-channel sums as ones · x, group
+// means as [B, C] · [C, C]), and wasm's XNNPACK repacks its "weights" matrix
+// on every call. Rows of C are accumulated as a·B[k, :] (vectorised over
+// N); a transposed B is transposed into a buffer first.
+void batch_matmul(const float* a, const float* b, float* c, long batchA, long batchB, long M, long K, long N,
+                  bool transA, bool transB) {
+  const long batch = std::max(batchA, batchB);
+  const int nthreads = threads_for(2.0 * batch * M * K * N);
+  std::vector<std::vector<float>> bt(nthreads);
+  parallel_for(batch, 1, nthreads, [&](int tid, long i) {
+    const float* A = a + (batchA == 1 ? 0 : i) * M * K;
+    const float* B = b + (batchB == 1 ? 0 : i) * K * N;
+    float* C = c + i * M * N;
+    if (transB) {
+      bt[tid].resize(K * N);
+      for (long n = 0; n < N; n++)
+        for (long k = 0; k < K; k++) bt[tid][k * N + n] = B[n * K + k];
+      B = bt[tid].data();
+    }
+    for (long m = 0; m < M; m++) {
+      float* row = C + m * N;
+      std::fill(row, row + N, 0.f);
+      for (long k = 0; k < K; k++) {
+        const float s = transA ? A[k * M + m] : A[m * K + k];
+        const float* brow = B + k * N;
+        for (long n = 0; n < N; n++) row[n] += s * brow[n];
+      }
+    }
+  });
+}
+
 // ---------------------------------------------------------------- N-API glue
 #define CHECK(call)                                                                \
   do {                                                                             \
@@ -554,6 +587,25 @@ napi_value Kernel(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// params: batchA, batchB, M, K, N, transposeA, transposeB, aOff, bOff, cOff
+napi_value BatchMatMul(napi_env env, napi_callback_info info) {
+  uint8_t* heap;
+  size_t heapLen, np;
+  double* p;
+  if (!read_args(env, info, &heap, &heapLen, &p, &np)) return nullptr;
+  if (np < 10) {
+    napi_throw_range_error(env, nullptr, "casl native batchMatMul: expected 10 parameters");
+    return nullptr;
+  }
+  const long batchA = (long)p[0], batchB = (long)p[1], M = (long)p[2], K = (long)p[3], N = (long)p[4];
+  if (!in_heap(env, p[7], (double)batchA * M * K, heapLen, "a") || !in_heap(env, p[8], (double)batchB * K * N, heapLen, "b") ||
+      !in_heap(env, p[9], (double)std::max(batchA, batchB) * M * N, heapLen, "output"))
+    return nullptr;
+  batch_matmul(reinterpret_cast<const float*>(heap + (size_t)p[7]), reinterpret_cast<const float*>(heap + (size_t)p[8]),
+               reinterpret_cast<float*>(heap + (size_t)p[9]), batchA, batchB, M, K, N, p[5] != 0, p[6] != 0);
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -584,6 +636,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2d", nullptr, Kernel<Op::Forward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropFilter", nullptr, Kernel<Op::Filter>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropInput", nullptr, Kernel<Op::Input>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchMatMul", nullptr, BatchMatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

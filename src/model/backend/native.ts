@@ -2,9 +2,11 @@
 // an N-API addon built by node-gyp with -march=native). They compute on the
 // wasm heap in place — JS hands over the heap and each tensor's byte offset —
 // and replace Conv2D, FusedConv2D (bias, relu or linear),
-// Conv2DBackpropFilter and Conv2DBackpropInput (casl's wasm versions of the
-// last two, src/model/backend/kernels.ts, are registered at import, so the
-// native ones must be registered after it). Everything else stays on wasm. When the addon is absent (not built, another CPU, CASL_NATIVE=0) the
+// Conv2DBackpropFilter and Conv2DBackpropInput (casl's wasm versions of
+// these two, src/model/backend/kernels.ts, are registered at import, so the
+// native ones must be registered after it), and BatchMatMul (GroupNorm's
+// sums; XNNPACK repacks a matrix on every call). Everything else stays on
+// wasm. When the addon is absent (not built, another CPU, CASL_NATIVE=0) the
 // wasm kernels run as before.
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,6 +21,7 @@ interface Addon {
   conv2d(heap: Uint8Array, params: Float64Array): void;
   conv2dBackpropFilter(heap: Uint8Array, params: Float64Array): void;
   conv2dBackpropInput(heap: Uint8Array, params: Float64Array): void;
+  batchMatMul(heap: Uint8Array, params: Float64Array): void;
   setThreads(n: number): void;
   info(): { isa: string; threads: number; lanes: number };
 }
@@ -157,6 +160,34 @@ function gradientKernel(kernelName: 'Conv2DBackpropFilter' | 'Conv2DBackpropInpu
   return { kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as KernelConfig['kernelFunc'] };
 }
 
+/**
+ * BatchMatMul natively when the batch dimensions are equal or one side has a
+ * single matrix (what wasm's own kernel supports too); anything else goes to
+ * the wasm kernel.
+ */
+function batchMatMulKernel(lib: Addon, original: KernelConfig): KernelConfig {
+  const kernelFunc = (args: KernelArgs): TensorInfo => {
+    const { inputs, backend } = args;
+    const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+    const ra = a.shape.length, rb = b.shape.length;
+    const batchA = size(a.shape.slice(0, -2)), batchB = size(b.shape.slice(0, -2));
+    const [m, k] = transposeA ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]];
+    const [kb, n] = transposeB ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]];
+    const sameOuter = batchA === batchB ? ra === rb && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]) : batchA === 1 || batchB === 1;
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || k !== kb || !sameOuter) return original.kernelFunc(args as never) as TensorInfo;
+    const outer = (batchA >= batchB ? a : b).shape.slice(0, -2);
+    const wb = backend as unknown as WasmBackend;
+    const out = wb.makeOutput([...outer, m, n], 'float32');
+    if (m * n === 0) return out;
+    lib.batchMatMul(wb.wasm.HEAPU8, Float64Array.from([batchA, batchB, m, k, n, transposeA ? 1 : 0, transposeB ? 1 : 0,
+      offset(wb, a), offset(wb, b), offset(wb, out)]));
+    return out;
+  };
+  return { ...original, kernelFunc: kernelFunc as unknown as KernelConfig['kernelFunc'] };
+}
+
 let active: NativeInfo | undefined;
 /** The kernels the native ones replaced, to put back. */
 const replaced = new Map<string, KernelConfig>();
@@ -176,6 +207,7 @@ export function useNativeKernels(threads: number): NativeInfo | undefined {
       FusedConv2D: (original) => convKernel(lib, original!),
       Conv2DBackpropFilter: () => gradientKernel('Conv2DBackpropFilter', (h, p) => lib.conv2dBackpropFilter(h, p)),
       Conv2DBackpropInput: () => gradientKernel('Conv2DBackpropInput', (h, p) => lib.conv2dBackpropInput(h, p)),
+      BatchMatMul: (original) => batchMatMulKernel(lib, original!),
     };
     for (const [name, make] of Object.entries(kernels)) {
       const original = tf.getKernel(name, 'wasm');
