@@ -57,9 +57,12 @@ export class DetectionReader {
   private mode: 'box' | 'mask' | undefined;
   unknownCategory = 0;
   /** The detections' mask runs, all in one buffer. */
-  readonly masks = new RleSlab();
+  readonly masks: RleSlab;
 
-  constructor(readonly gt: GroundTruth, readonly iouType: IouType) {}
+  /** `maskCapacity`: counts to reserve for the masks (a results file's byte length bounds them). */
+  constructor(readonly gt: GroundTruth, readonly iouType: IouType, maskCapacity?: number) {
+    this.masks = new RleSlab(maskCapacity);
+  }
 
   rankOf(imageId: unknown, where: string): number {
     const rank = this.gt.rankOf.get(imageId as ImageId);
@@ -156,8 +159,8 @@ class ResultsCollector {
   /** Per image rank, its detections' indices in `dets`. */
   private readonly perImage = new Map<number, number[]>();
 
-  constructor(readonly gt: GroundTruth, readonly iouType: IouType, readonly source: string) {
-    this.reader = new DetectionReader(gt, iouType);
+  constructor(readonly gt: GroundTruth, readonly iouType: IouType, readonly source: string, maskCapacity?: number) {
+    this.reader = new DetectionReader(gt, iouType, maskCapacity);
     this.dets = new Detections(this.reader.masks);
   }
 
@@ -194,7 +197,8 @@ export function evaluateResults(gt: GroundTruth, anns: unknown, iouType: IouType
  * whole file is known to be JSON, as when it is parsed first.
  */
 export function evaluateResultsBytes(gt: GroundTruth, bytes: Buffer, iouType: IouType, source: string): EvalReport {
-  const c = new ResultsCollector(gt, iouType, source);
+  // Every count takes at least one byte of the file (segm only: boxes need no runs).
+  const c = new ResultsCollector(gt, iouType, source, iouType === 'segm' ? bytes.length : undefined);
   let failure: { error: unknown } | undefined;
   const isArray = scanResults(bytes, c.reader.masks, (raw, i, parsed) => {
     if (failure) return;

@@ -39,9 +39,13 @@ const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, COLON = 0x3a;
 const LBRACE = 0x7b, RBRACE = 0x7d, LBRACKET = 0x5b, RBRACKET = 0x5d;
 const MINUS = 0x2d, PLUS = 0x2b, DOT = 0x2e, ZERO = 0x30, NINE = 0x39;
 
+const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
+
 /** Field names, as bytes, with the id the scanner dispatches on. */
 const KEYS: [string, number][] = [['image_id', 1], ['category_id', 2], ['score', 3], ['bbox', 4], ['segmentation', 5], ['size', 6], ['counts', 7]];
-const KEY_BYTES = KEYS.map(([k, id]) => ({ bytes: Buffer.from(`"${k}"`, 'latin1'), id }));
+/** The keys by their first letter (the byte after the opening quote). */
+const KEYS_BY_FIRST: { bytes: Buffer; id: number }[][] = Array.from({ length: 256 }, () => []);
+for (const [k, id] of KEYS) KEYS_BY_FIRST[k.charCodeAt(0)].push({ bytes: Buffer.from(`"${k}"`, 'latin1'), id });
 
 class Scanner {
   p = 0;
@@ -66,8 +70,10 @@ class Scanner {
   /** The id of the quoted key at p (0 if not one of KEYS), p moved past it. */
   key(): number {
     const b = this.b, p = this.p;
-    for (const { bytes, id } of KEY_BYTES) {
-      if (b[p + 1] !== bytes[1] || p + bytes.length > b.length) continue;
+    const candidates = KEYS_BY_FIRST[b[p + 1]] ?? [];
+    for (let c = 0; c < candidates.length; c++) {
+      const { bytes, id } = candidates[c];
+      if (p + bytes.length > b.length) continue;
       let j = 2;
       while (j < bytes.length && b[p + j] === bytes[j]) j++;
       if (j === bytes.length) {
@@ -106,8 +112,10 @@ class Scanner {
       neg = true;
       p++;
     }
+    // All digits as one integer, and the power of ten that scales it.
     let v = 0;
     let digits = 0;
+    let scale = 0;
     if (b[p] === ZERO) {
       p++;
       digits = 1;
@@ -119,25 +127,37 @@ class Scanner {
       }
     }
     if (digits === 0) return this.fail();
-    let plain = digits <= 15;
     if (b[p] === DOT) {
       p++;
       const d0 = p;
-      while (b[p] >= ZERO && b[p] <= NINE) p++;
+      while (b[p] >= ZERO && b[p] <= NINE) {
+        v = v * 10 + (b[p] - ZERO);
+        p++;
+      }
       if (p === d0) return this.fail();
-      plain = false;
+      digits += p - d0;
+      scale = d0 - p;
     }
     if (b[p] === 0x65 || b[p] === 0x45) {
       p++;
-      if (b[p] === PLUS || b[p] === MINUS) p++;
+      let eneg = false;
+      if (b[p] === PLUS || b[p] === MINUS) eneg = b[p++] === MINUS;
       const d0 = p;
-      while (b[p] >= ZERO && b[p] <= NINE) p++;
+      let e = 0;
+      while (b[p] >= ZERO && b[p] <= NINE) {
+        if (e < 1e6) e = e * 10 + (b[p] - ZERO);
+        p++;
+      }
       if (p === d0) return this.fail();
-      plain = false;
+      scale += eneg ? -e : e;
     }
     this.p = p;
-    // Integers of up to 15 digits are exact as accumulated; anything else gets the engine's correctly rounded parse.
-    if (plain) return neg ? -v : v;
+    // Up to 15 digits are an exact integer and 10^0..10^22 exact doubles, so one
+    // division or multiplication rounds once, correctly, as JSON.parse does.
+    if (digits <= 15 && scale >= -22 && scale <= 22) {
+      const x = scale < 0 ? v / POW10[-scale] : v * POW10[scale];
+      return neg ? -x : x;
+    }
     return Number(b.toString('latin1', start, p));
   }
 

@@ -173,8 +173,17 @@ export function rleView(rle: RleMask): RleView {
  * views handed out earlier stay valid; after clear() they are not.
  */
 export class RleSlab {
-  counts = new Uint32Array(1 << 18);
+  counts: Uint32Array;
   used = 0;
+
+  /**
+   * `capacity`: counts to reserve. A generous bound costs address space, not
+   * memory (pages are touched as runs are written), and saves the copies of
+   * growing: a results file's byte length bounds its masks' counts.
+   */
+  constructor(capacity = 1 << 18) {
+    this.counts = new Uint32Array(capacity);
+  }
 
   room(n: number): void {
     if (this.used + n <= this.counts.length) return;
@@ -462,10 +471,15 @@ function rangeStats(counts: Uint32Array, start: number, end: number, h: number, 
       cc += n;
       continue;
     }
-    if (cc - colStart >= h) { col = Math.floor(cc / h); colStart = col * h; }
+    // Most gaps end in the next column: a step, not a division.
+    if (cc - colStart >= h) {
+      if (cc - colStart < 2 * h) { col++; colStart += h; } else { col = Math.floor(cc / h); colStart = col * h; }
+    }
     const xStart = col, yStart = cc - colStart;
     const last = cc + n - 1;
-    if (last - colStart >= h) { col = Math.floor(last / h); colStart = col * h; }
+    if (last - colStart >= h) {
+      if (last - colStart < 2 * h) { col++; colStart += h; } else { col = Math.floor(last / h); colStart = col * h; }
+    }
     const xEnd = col, yEnd = last - colStart;
     cc += n;
     if (xStart < xs) xs = xStart;
