@@ -261,12 +261,19 @@ void conv2d_dx(const float* dy, const float* w, float* dx, const ConvShape& s) {
   const long nb = (s.cin + NR - 1) / NR;
   const long P = s.sh * s.sw;
   // Per phase: its taps, and the filter packed [nb][taps of the phase][cout][NR].
+  // A tap (r, q) of phase (py, px) reads dy at (iy + dOh, jx + dOw) for the
+  // phase's pixel (iy, jx): the divisions are exact, so made once here.
   std::vector<std::vector<int>> phaseTaps(P);
+  std::vector<std::vector<long>> dOh(P), dOw(P);
   for (long ph = 0; ph < P; ph++) {
     long py = ph / s.sw, px = ph % s.sw;
     for (long r = 0; r < s.kh; r++)
       for (long q = 0; q < s.kw; q++)
-        if ((py + s.pt - r) % s.sh == 0 && (px + s.pl - q) % s.sw == 0) phaseTaps[ph].push_back((int)(r * s.kw + q));
+        if ((py + s.pt - r) % s.sh == 0 && (px + s.pl - q) % s.sw == 0) {
+          phaseTaps[ph].push_back((int)(r * s.kw + q));
+          dOh[ph].push_back((py + s.pt - r) / s.sh);
+          dOw[ph].push_back((px + s.pl - q) / s.sw);
+        }
   }
   std::vector<std::vector<float>> packed(P);
   for (long ph = 0; ph < P; ph++) {
@@ -297,8 +304,7 @@ void conv2d_dx(const float* dy, const float* w, float* dx, const ConvShape& s) {
     long ph = std::upper_bound(firstBlock.begin(), firstBlock.end(), blk) - firstBlock.begin() - 1;
     long py = ph / s.sw, px = ph % s.sw;
     long ws = (s.w - px + s.sw - 1) / s.sw, hs = (s.h - py + s.sh - 1) / s.sh;
-    const std::vector<int>& taps = phaseTaps[ph];
-    const int T = (int)taps.size();
+    const int T = (int)phaseTaps[ph].size();
     const float** a = ptrs[tid].data();
     float* c[MR];
     for (int i = 0; i < MR; i++) {
@@ -311,11 +317,11 @@ void conv2d_dx(const float* dy, const float* w, float* dx, const ConvShape& s) {
       long jx = m % ws, iy = (m / ws) % hs, n = m / (ws * hs);
       long ih = iy * s.sh + py, iw = jx * s.sw + px;
       c[i] = dx + ((n * s.h + ih) * s.w + iw) * s.cin;
+      const float* dyn = dy + n * s.oh * s.ow * s.cout;
       for (int t = 0; t < T; t++) {
-        long r = taps[t] / s.kw, q = taps[t] % s.kw;
-        long oh = (ih + s.pt - r) / s.sh, ow = (iw + s.pl - q) / s.sw;
-        bool in = ih + s.pt - r >= 0 && oh < s.oh && iw + s.pl - q >= 0 && ow < s.ow;
-        a[t * MR + i] = in ? dy + ((n * s.oh + oh) * s.ow + ow) * s.cout : zero.data();
+        long oh = iy + dOh[ph][t], ow = jx + dOw[ph][t];
+        bool in = oh >= 0 && oh < s.oh && ow >= 0 && ow < s.ow;
+        a[t * MR + i] = in ? dyn + (oh * s.ow + ow) * s.cout : zero.data();
       }
     }
     for (long j = 0; j < nb; j++) {
