@@ -515,12 +515,13 @@ export class CocoEvaluator {
     // s[s > -1] in numpy's C order, then its mean (-1 when empty).
     const kept = new Float64Array(T * R * K);
     const mean = (n: number) => (n === 0 ? -1 : numpySum(kept, 0, n) / n);
+    // Consecutive categories are A * M apart in both arrays; the index is stepped, not recomputed.
     const ap = (ts: number[], a: number, m: number, k0 = 0, k1 = K) => {
       let n = 0;
-      for (const t of ts) {
+      for (let i = 0; i < ts.length; i++) {
         for (let r = 0; r < R; r++) {
-          for (let k = k0; k < k1; k++) {
-            const v = precision[pIdx(t, r, k, a, m)];
+          for (let k = k0, at = pIdx(ts[i], r, k0, a, m); k < k1; k++, at += A * M) {
+            const v = precision[at];
             if (v > -1) kept[n++] = v;
           }
         }
@@ -529,9 +530,9 @@ export class CocoEvaluator {
     };
     const ar = (a: number, m: number) => {
       let n = 0;
-      for (const t of allT) {
-        for (let k = 0; k < K; k++) {
-          const v = recall[rIdx(t, k, a, m)];
+      for (let t = 0; t < T; t++) {
+        for (let k = 0, at = rIdx(t, 0, a, m); k < K; k++, at += A * M) {
+          const v = recall[at];
           if (v > -1) kept[n++] = v;
         }
       }
