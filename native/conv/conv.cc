@@ -156,8 +156,9 @@ struct ConvShape {
 };
 
 // One MR × NV·VW tile over all taps: a[t·MR + i] is row i's input pixel for tap t.
+// B rows are `ldb` floats apart (NV·VW when packed, cout when read in place).
 template <int NV>
-inline void tile_fwd(const float* const* a, int taps, int kc, const float* bp, float* const* c, int nv,
+inline void tile_fwd(const float* const* a, int taps, int kc, const float* bp, long ldb, float* const* c, int nv,
                      const float* bias, bool relu) {
   vf acc[MR][NV];
 #pragma GCC unroll 16
@@ -170,7 +171,7 @@ inline void tile_fwd(const float* const* a, int taps, int kc, const float* bp, f
       vf b[NV];
 #pragma GCC unroll 2
       for (int v = 0; v < NV; v++) b[v] = load(bp + v * VW);
-      bp += NV * VW;
+      bp += ldb;
 #pragma GCC unroll 16
       for (int i = 0; i < MR; i++) {
         float s = at[i][k];
@@ -205,10 +206,17 @@ void conv2d(const float* x, const float* w, const float* bias, float* y, const C
   const int taps = s.kh * s.kw;
   const long K = taps * s.cin;
   const long nb = (s.cout + NR - 1) / NR;
-  // Filter panels [nb][K][NR], zero-padded past cout; bias likewise.
-  std::vector<float> packed(nb * K * NR, 0.f), pbias(nb * NR, 0.f);
-  for (long k = 0; k < K; k++)
-    for (long co = 0; co < s.cout; co++) packed[((co / NR) * K + k) * NR + co % NR] = w[k * s.cout + co];
+  // HWIO rows are already NR-wide panels side by side when cout is a multiple
+  // of NR: read them in place. Otherwise pack [nb][K][NR], zero-padded.
+  const bool inPlace = s.cout % NR == 0;
+  std::vector<float> packed, pbias(nb * NR, 0.f);
+  if (!inPlace) {
+    packed.assign(nb * K * NR, 0.f);
+    for (long k = 0; k < K; k++)
+      for (long co = 0; co < s.cout; co++) packed[((co / NR) * K + k) * NR + co % NR] = w[k * s.cout + co];
+  }
+  const long ldb = inPlace ? s.cout : NR;
+  auto panel = [&](long j) { return inPlace ? w + j * NR : packed.data() + j * K * NR; };
   if (bias) std::copy(bias, bias + s.cout, pbias.begin());
   const long M = s.b * s.oh * s.ow;
   const long blocks = (M + MR - 1) / MR;
@@ -216,7 +224,11 @@ void conv2d(const float* x, const float* w, const float* bias, float* y, const C
   const int nthreads = threads_for(2.0 * M * K * s.cout);
   std::vector<std::vector<float>> scratch(nthreads, std::vector<float>(NR));
   std::vector<std::vector<const float*>> ptrs(nthreads, std::vector<const float*>(taps * MR));
-  parallel_for(blocks, std::max(1L, blocks / (8L * nthreads)), nthreads, [&](int tid, long blk) {
+  // Work items panel-major: consecutive items reuse one filter panel from cache
+  // (C5's 3×3×256×256 filter is 2.4 MB; a pixel block per item would stream all of it).
+  const long items = blocks * nb;
+  parallel_for(items, std::max(1L, items / (8L * nthreads)), nthreads, [&](int tid, long item) {
+    const long j = item / blocks, blk = item % blocks;
     const float** a = ptrs[tid].data();
     float* c[MR];
     for (int i = 0; i < MR; i++) {
@@ -227,7 +239,7 @@ void conv2d(const float* x, const float* w, const float* bias, float* y, const C
         continue;
       }
       long ow = m % s.ow, oh = (m / s.ow) % s.oh, n = m / (s.ow * s.oh);
-      c[i] = y + m * s.cout;
+      c[i] = y + m * s.cout + j * NR;
       for (long r = 0; r < s.kh; r++) {
         long ih = oh * s.sh + r * s.dh - s.pt;
         for (long q = 0; q < s.kw; q++) {
@@ -237,13 +249,8 @@ void conv2d(const float* x, const float* w, const float* bias, float* y, const C
         }
       }
     }
-    for (long j = 0; j < nb; j++) {
-      float* cj[MR];
-      int nv = (int)std::min<long>(NR, s.cout - j * NR);
-      for (int i = 0; i < MR; i++) cj[i] = c[i] == scratch[tid].data() ? c[i] : c[i] + j * NR;
-      tile_fwd<NV>(a, taps, (int)s.cin, packed.data() + j * K * NR, cj, nv, bias ? pbias.data() + j * NR : nullptr,
-                   relu);
-    }
+    const int nv = (int)std::min<long>(NR, s.cout - j * NR);
+    tile_fwd<NV>(a, taps, (int)s.cin, panel(j), ldb, c, nv, bias ? pbias.data() + j * NR : nullptr, relu);
   });
 }
 
@@ -328,7 +335,7 @@ void conv2d_dx(const float* dy, const float* w, float* dx, const ConvShape& s) {
       float* cj[MR];
       int nv = (int)std::min<long>(NR, s.cin - j * NR);
       for (int i = 0; i < MR; i++) cj[i] = c[i] == scratch[tid].data() ? c[i] : c[i] + j * NR;
-      tile_fwd<NV>(a, T, (int)s.cout, packed[ph].data() + j * T * s.cout * NR, cj, nv, nullptr, false);
+      tile_fwd<NV>(a, T, (int)s.cout, packed[ph].data() + j * T * s.cout * NR, NR, cj, nv, nullptr, false);
     }
   });
 }
