@@ -46,6 +46,8 @@ interface RunStats {
   kept: number;
   dropped: number;
   errors: number;
+  worker_busy_fraction: number;
+  cpu_s: number;
 }
 
 function run(cmd: string[], what: string): void {
@@ -87,8 +89,12 @@ export const benchmark: Benchmark = {
       const pixels = new Float32Array(BATCH * S * S * 3);
       for (let b = 0; b < BATCH; b++) toFloat32((await decodeLetterboxed(scenes[b], S)).image, pixels, b * S * S * 3);
       const points = makePoints(det.config, S);
+      // Each pass also notes the process CPU per image (this thread and the
+      // workers; the process does nothing else meanwhile).
+      const cpuPerImage: Record<string | number, number[]> = { main: [], [WORKERS]: [], 2: [] };
       const onThisThread = async (images: number): Promise<number> => {
         const x = tf.tensor4d(pixels, [BATCH, S, S, 3]);
+        const cpu0 = process.cpuUsage();
         const t0 = performance.now();
         for (let done = 0; done < images; done += BATCH) {
           const out = forward(det, x);
@@ -96,8 +102,11 @@ export const benchmark: Benchmark = {
           disposeOutput(out);
         }
         const s = (performance.now() - t0) / 1000;
+        const cpu = process.cpuUsage(cpu0);
         x.dispose();
-        return Math.ceil(images / BATCH) * BATCH / s;
+        const n = Math.ceil(images / BATCH) * BATCH;
+        cpuPerImage.main.push((cpu.user + cpu.system) / 1000 / n);
+        return n / s;
       };
       // As inferImages drives the pool: W + 1 batches in flight, each copied
       // into a recycled buffer here while the workers compute.
@@ -105,6 +114,7 @@ export const benchmark: Benchmark = {
       const inWorkers = async (workers: number, images: number): Promise<number> => {
         let pool = pools.get(workers);
         if (!pool) pools.set(workers, (pool = await InferencePool.start(det, workers)));
+        const cpu0 = process.cpuUsage();
         const t0 = performance.now();
         const window: Promise<unknown>[] = [];
         for (let done = 0; done < images; done += BATCH) {
@@ -114,16 +124,16 @@ export const benchmark: Benchmark = {
           window.push(pool.predict(buf, BATCH));
         }
         await Promise.all(window);
-        return Math.ceil(images / BATCH) * BATCH / ((performance.now() - t0) / 1000);
+        const s = (performance.now() - t0) / 1000;
+        const cpu = process.cpuUsage(cpu0);
+        const n = Math.ceil(images / BATCH) * BATCH;
+        cpuPerImage[workers].push((cpu.user + cpu.system) / 1000 / n);
+        return n / s;
       };
       const CONFIGS = [WORKERS, 2];
-      const ceilings = async (images: number): Promise<Record<string | number, number>> => {
-        const c: Record<string | number, number> = { main: await onThisThread(images) };
-        for (const w of CONFIGS) c[w] = await inWorkers(w, images); // one after the other: they would share the cores
-        return c;
-      };
       await onThisThread(BATCH * 3); // warm-up: kernels compiled, caches filled
       for (const w of CONFIGS) await inWorkers(w, BATCH * 3 * w);
+      for (const k of Object.keys(cpuPerImage)) cpuPerImage[k].length = 0;
 
       const endToEnd = (n: number, workers: number): RunStats => {
         const dir = path.join(work, `images-${n}`);
@@ -136,24 +146,29 @@ export const benchmark: Benchmark = {
         return JSON.parse(readFileSync(stats, 'utf8')) as RunStats;
       };
 
-      // Interleaved, so the machine's load falls on both alike: a model-only
-      // pass of every configuration before and after the end-to-end runs.
-      // A steady rate after the warm-up: 40 batches per pass are enough, and keep the locked run short.
+      // Each end-to-end run sits between two model-only passes of its own
+      // configuration, so that the machine's load, which drifts over minutes
+      // on the shared machine, falls on both alike; the better pass is the
+      // ceiling. 40 batches a pass give a steady rate after the warm-up.
       const ceilingImages = Math.min(small, 40 * BATCH);
-      opts.log(`model alone on ${ceilingImages} images: this thread, ${CONFIGS.join(' and ')} workers`);
-      const c1 = await ceilings(ceilingImages);
+      const ceiling: Record<string | number, number> = { main: await onThisThread(ceilingImages) };
       const e2e: Record<number, RunStats> = {};
       for (const w of CONFIGS) {
-        opts.log(`end to end on ${small} images, ${w} worker(s)`);
+        opts.log(`${w} worker(s): model alone on ${ceilingImages} images, end to end on ${small}, model alone again`);
+        const before = await inWorkers(w, ceilingImages);
         e2e[w] = endToEnd(small, w);
+        ceiling[w] = Math.max(before, await inWorkers(w, ceilingImages));
+        await pools.get(w)!.close();
       }
-      const c2 = await ceilings(ceilingImages);
-      for (const p of pools.values()) await p.close();
-      const best = (k: string | number) => Math.max(c1[k], c2[k]);
+      ceiling.main = Math.max(ceiling.main, await onThisThread(ceilingImages));
+      const best = (k: string | number) => ceiling[k];
       opts.log(`end to end on ${large} images, ${WORKERS} worker(s)`);
       const big = endToEnd(large, WORKERS);
       const e1 = e2e[WORKERS];
-      const fastest = Math.max(...Object.keys(c1).map(best));
+      const fastest = Math.max(...Object.values(ceiling));
+      // CPU per image: the least of the model-only passes, against the end-to-end run's (every thread of the child).
+      const modelCpu = (k: string | number) => Math.min(...cpuPerImage[k]);
+      const e2eCpu = (r: RunStats) => (r.cpu_s * 1000) / (r.kept + r.dropped + r.errors);
       const figures: Record<string, number | string> = {
         backend,
         batch: BATCH,
@@ -161,6 +176,10 @@ export const benchmark: Benchmark = {
         end_to_end_images_per_s: e1.images_per_s,
         model_only_images_per_s: best(WORKERS),
         efficiency: e1.images_per_s / best(WORKERS),
+        worker_busy_fraction: e1.worker_busy_fraction,
+        model_only_cpu_ms_per_image: modelCpu(WORKERS),
+        end_to_end_cpu_ms_per_image: e2eCpu(e1),
+        cpu_efficiency: modelCpu(WORKERS) / e2eCpu(e1),
         rss_mb_2k: e1.peak_rss_mb,
         rss_mb_20k: big.peak_rss_mb,
         tensors_2k: e1.tensors,
@@ -174,6 +193,7 @@ export const benchmark: Benchmark = {
         figures[`end_to_end_images_per_s_${w}_workers`] = e2e[w].images_per_s;
         figures[`model_only_images_per_s_${w}_workers`] = best(w);
         figures[`efficiency_${w}_workers`] = e2e[w].images_per_s / best(w);
+        figures[`worker_busy_fraction_${w}_workers`] = e2e[w].worker_busy_fraction;
       }
       return {
         figures,
@@ -184,6 +204,8 @@ export const benchmark: Benchmark = {
             [`${w} worker(s): end to end, ${small} images (images/s)`, e2e[w].images_per_s],
             [`${w} worker(s): model only, B = ${BATCH} (images/s)`, best(w)],
             [`${w} worker(s): efficiency`, e2e[w].images_per_s / best(w)],
+            [`${w} worker(s): share of the end-to-end run the workers computed`, e2e[w].worker_busy_fraction],
+            [`${w} worker(s): CPU ms per image, model only / end to end`, `${modelCpu(w).toFixed(2)} / ${e2eCpu(e2e[w]).toFixed(2)}`],
           ]),
           [`model only on this thread (images/s)`, best('main')],
           [`efficiency of the best end to end vs the fastest model only`, figures.efficiency_vs_fastest],
@@ -192,7 +214,7 @@ export const benchmark: Benchmark = {
           [`live tensors at the end, ${small} / ${large}`, `${e1.tensors} / ${big.tensors}`],
         ],
         notes: [
-          `model only: the better of two passes over ${ceilingImages} images per configuration, before and after the end-to-end runs.`,
+          `model only: the better of two passes over ${ceilingImages} images per configuration, just before and just after its end-to-end run.`,
           `load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(', ')}`,
         ],
       };

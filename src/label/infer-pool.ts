@@ -25,7 +25,7 @@ export type ToInferWorker =
   | { type: 'predict'; id: number; pixels: Float32Array; n: number };
 export type FromInferWorker =
   | { type: 'ready'; backend: string }
-  | { type: 'predict'; id: number; dets: Detections[]; pixels: Float32Array; tensors: number }
+  | { type: 'predict'; id: number; dets: Detections[]; pixels: Float32Array; tensors: number; busyMs: number }
   | { type: 'error'; id?: number; message: string };
 
 interface Pending {
@@ -36,6 +36,7 @@ interface Pending {
 class InferWorker {
   readonly pending = new Map<number, Pending>();
   tensors = 0;
+  busyMs = 0;
   private failure: Error | undefined;
 
   constructor(readonly worker: Worker, private readonly recycle: (buf: Float32Array) => void) {
@@ -45,6 +46,7 @@ class InferWorker {
       if (m.id !== undefined) this.pending.delete(m.id);
       if (m.type === 'predict') {
         this.tensors = m.tensors;
+        this.busyMs += m.busyMs;
         this.recycle(m.pixels);
         p?.resolve(m.dets);
       } else {
@@ -154,6 +156,15 @@ export class InferencePool {
   /** Live tensors in the workers, as each last reported after a batch. */
   get numTensors(): number {
     return this.workers.reduce((s, w) => s + w.tensors, 0);
+  }
+
+  /**
+   * Wall milliseconds the workers spent on batches (tensor in, detections
+   * out), summed: against a run's wall time, how much of it the model had
+   * work — what a pipeline that never starves the model would reach.
+   */
+  get busyMs(): number {
+    return this.workers.reduce((s, w) => s + w.busyMs, 0);
   }
 
   async close(): Promise<void> {

@@ -31,6 +31,7 @@ async function handle(msg: ToInferWorker): Promise<{ reply: FromInferWorker; tra
     }
     case 'predict': {
       if (!det) throw new Error('predict before init');
+      const t0 = performance.now();
       const S = det.config.inputSize;
       const size = msg.n * S * S * 3;
       const images = tf.tensor4d(msg.pixels.subarray(0, size), [msg.n, S, S, 3]);
@@ -41,7 +42,8 @@ async function handle(msg: ToInferWorker): Promise<{ reply: FromInferWorker; tra
         images.dispose();
       }
       // The detections are small and copied; the pixels go back for the next batch.
-      return { reply: { type: 'predict', id: msg.id, dets, pixels: msg.pixels, tensors: tf.memory().numTensors }, transfer: [msg.pixels.buffer as ArrayBuffer] };
+      const busyMs = performance.now() - t0;
+      return { reply: { type: 'predict', id: msg.id, dets, pixels: msg.pixels, tensors: tf.memory().numTensors, busyMs }, transfer: [msg.pixels.buffer as ArrayBuffer] };
     }
   }
 }

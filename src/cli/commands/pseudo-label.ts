@@ -71,6 +71,7 @@ export const command: Command = {
       const stats = new FilterStats(delta);
       let counts;
       const started = performance.now();
+      const cpuAtStart = process.cpuUsage();
       try {
         counts = await records
           .filter((r) => isErrorRecord(r) || !done.has(r.image_id))
@@ -86,6 +87,7 @@ export const command: Command = {
       log(`casl pseudo-label: ${total} images${shard ? ` in shard ${opts.shard}` : ''}: ${done.size} done before, now ${counts.kept} kept → ${paths.out}, `
         + `${counts.dropped} dropped as empty → ${paths.dropped}, ${counts.errors} failed → ${paths.errors}`);
       const seconds = (performance.now() - started) / 1000;
+      const cpu = process.cpuUsage(cpuAtStart);
       const quality = gt ? await pseudoLabelQuality(gt, paths.out, paths.dropped) : undefined;
       if (quality) ctx.stderr.write(formatQuality(quality));
       if (opts['coco-results'] && !interrupted) {
@@ -95,10 +97,14 @@ export const command: Command = {
       if (opts.stats) {
         writeFileSync(opts.stats as string, JSON.stringify({
           images: total, done_before: done.size, ...counts, seconds, images_per_s: (counts.kept + counts.dropped + counts.errors) / seconds,
+          // Every thread of the process: decoding (libvips and the JPEG addon on libuv's pool), this thread, the workers.
+          cpu_s: (cpu.user + cpu.system) / 1e6,
           peak_rss_mb: process.resourceUsage().maxRSS / 1024,
           // Each thread has its own backend: the main thread's tensors and the inference workers' after their last batch.
           tensors: tf.memory().numTensors + (labeler.pool?.numTensors ?? 0), tensors_workers: labeler.pool?.numTensors ?? 0,
-          workers: labeler.pool?.size ?? 0, backend: labeler.pool ? poolBackendName(labeler.pool) : labeler.backend,
+          workers: labeler.pool?.size ?? 0,
+          ...(labeler.pool ? { worker_busy_fraction: labeler.pool.busyMs / 1000 / (labeler.pool.size * seconds) } : {}),
+          backend: labeler.pool ? poolBackendName(labeler.pool) : labeler.backend,
           filter: stats.toJSON(), quality, interrupted,
         }, null, 2) + '\n');
       }
