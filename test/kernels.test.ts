@@ -139,6 +139,24 @@ t.test('native kernels (when built) match the cpu backend: dW, dx, Conv2D, Fused
   }
 });
 
+t.test('native kernels (when built) give the same bits on 1 and 2 threads (a resumed run does not depend on the load)', async (t) => {
+  if (!existsSync(addonPath()) || process.env.CASL_NATIVE === '0') {
+    t.skip(`native kernels not tested: ${nativeUnavailable()}`);
+    return;
+  }
+  t.teardown(stopNativeKernels);
+  const c: Case = { b: 4, h: 32, w: 32, cin: 32, cout: 48, k: 3, s: 2, pad: 1 };
+  await tf.setBackend('wasm');
+  const dyShape = outShape(c);
+  const runs = [1, 2, 1, 2].map((threads) => {
+    t.ok(useNativeKernels(threads), `native kernels on ${threads} thread(s)`);
+    return { ...gradients(c, dyShape), ...forwards(c) };
+  });
+  for (const key of ['dW', 'dx', 'y', 'fused'] as const) {
+    for (const r of runs.slice(1)) t.ok(Buffer.from(r[key].buffer).equals(Buffer.from(runs[0][key].buffer)), `${key}: identical bits`);
+  }
+});
+
 t.test('native BatchMatMul (when built) matches the cpu backend: transposes, a broadcast batch, GroupNorm\'s shapes', async (t) => {
   if (!existsSync(addonPath()) || process.env.CASL_NATIVE === '0') {
     t.skip(`native kernels not tested: ${nativeUnavailable()}`);

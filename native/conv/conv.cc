@@ -14,7 +14,8 @@
 //           dW[tap, ci, co] = Σ_m x[pixel(m, tap), ci] · dy[m, co]
 //           the contraction runs over output pixels; tiles of MR input
 //           channels × NR output channels stay in registers over a chunk of
-//           pixels; threads sum into private buffers, added at the end.
+//           pixels; threads split the (tap, channel panel) pairs, whose
+//           outputs are disjoint, so the result does not depend on them.
 //
 // Vectors are GCC vector extensions, so -march=native picks AVX-512 (16
 // lanes), AVX2 (8) or SSE (4) at build time.
@@ -406,6 +407,9 @@ void tile_dw_dispatch(int m, const Segment* seg, int nseg, long xstep, long dyst
   }
 }
 
+// Work is split over (tap, output-channel panel): their dW entries are
+// disjoint, and each runs its pixels in a fixed order, so the sums — and a
+// training run — are the same bits whatever the thread count or scheduling.
 template <int NV>
 void conv2d_dw(const float* x, const float* dy, float* dw, const ConvShape& s) {
   constexpr int NR = NV * VW;
@@ -423,49 +427,51 @@ void conv2d_dw(const float* x, const float* dy, float* dw, const ConvShape& s) {
     dy = dypad.data();
   }
   const long K = taps * s.cin;
+  // Accumulate in dW itself when its rows are whole panels, else in a padded copy.
   const long ldc = nb * NR;
-  // Chunks of whole output rows (≈256 pixels) keep a chunk's x and dy in cache across the tiles.
+  std::vector<float> cpad;
+  float* acc = dw;
+  if (ldc != s.cout) {
+    cpad.assign(K * ldc, 0.f);
+    acc = cpad.data();
+  } else {
+    std::fill(dw, dw + K * ldc, 0.f);
+  }
+  // Chunks of whole output rows (≈256 pixels) keep a chunk's x and dy in cache across the channel tiles.
   const long rows = s.b * s.oh;
   const long rowsPerChunk = std::max(1L, 256 / s.ow);
-  const long chunks = (rows + rowsPerChunk - 1) / rowsPerChunk;
   const int nthreads = threads_for(2.0 * M * K * s.cout);
-  std::vector<std::vector<float>> acc(nthreads, std::vector<float>(K * ldc, 0.f));
   std::vector<std::vector<Segment>> segs(nthreads, std::vector<Segment>(rowsPerChunk));
-  parallel_for(chunks * taps, 1, nthreads, [&](int tid, long item) {
-    long chunk = item / taps;
-    int t = (int)(item % taps);
-    long r = t / s.kw, q = t % s.kw;
+  parallel_for(taps * nb, 1, nthreads, [&](int tid, long item) {
+    const int t = (int)(item / nb);
+    const long j = item % nb;
+    const long r = t / s.kw, q = t % s.kw;
     // Output columns whose input column falls inside the image for this tap.
-    long off = q * s.dw - s.pl;
-    long owLo = off >= 0 ? 0 : (-off + s.sw - 1) / s.sw;
-    long owHi = std::min(s.ow - 1, (s.w - 1 - off) >= 0 ? (s.w - 1 - off) / s.sw : -1);
+    const long off = q * s.dw - s.pl;
+    const long owLo = off >= 0 ? 0 : (-off + s.sw - 1) / s.sw;
+    const long owHi = std::min(s.ow - 1, (s.w - 1 - off) >= 0 ? (s.w - 1 - off) / s.sw : -1);
     if (owHi < owLo) return;
+    const int nv = (int)std::min<long>(NR, s.cout - j * NR);
+    float* c = acc + (long)t * s.cin * ldc + j * NR;
     Segment* seg = segs[tid].data();
-    int nseg = 0;
-    for (long row = chunk * rowsPerChunk; row < std::min(rows, (chunk + 1) * rowsPerChunk); row++) {
-      long n = row / s.oh, oh = row % s.oh;
-      long ih = oh * s.sh + r * s.dh - s.pt;
-      if (ih < 0 || ih >= s.h) continue;
-      seg[nseg++] = {x + ((n * s.h + ih) * s.w + owLo * s.sw + off) * s.cin, dy + (row * s.ow + owLo) * ldy,
-                     owHi - owLo + 1};
-    }
-    if (nseg == 0) return;
-    float* c = acc[tid].data() + (long)t * s.cin * ldc;
-    for (long ci0 = 0; ci0 < s.cin; ci0 += MR) {
-      int m = (int)std::min<long>(MR, s.cin - ci0);
-      for (long j = 0; j < nb; j++) {
-        int nv = (int)std::min<long>(NR, s.cout - j * NR);
-        tile_dw_dispatch<NV, MR>(m, seg, nseg, s.sw * s.cin, ldy, ci0, j * NR, c + ci0 * ldc + j * NR, ldc, nv);
+    for (long row0 = 0; row0 < rows; row0 += rowsPerChunk) {
+      int nseg = 0;
+      for (long row = row0; row < std::min(rows, row0 + rowsPerChunk); row++) {
+        long n = row / s.oh, oh = row % s.oh;
+        long ih = oh * s.sh + r * s.dh - s.pt;
+        if (ih < 0 || ih >= s.h) continue;
+        seg[nseg++] = {x + ((n * s.h + ih) * s.w + owLo * s.sw + off) * s.cin, dy + (row * s.ow + owLo) * ldy,
+                       owHi - owLo + 1};
+      }
+      if (nseg == 0) continue;
+      for (long ci0 = 0; ci0 < s.cin; ci0 += MR) {
+        int m = (int)std::min<long>(MR, s.cin - ci0);
+        tile_dw_dispatch<NV, MR>(m, seg, nseg, s.sw * s.cin, ldy, ci0, j * NR, c + ci0 * ldc, ldc, nv);
       }
     }
   });
-  for (long k = 0; k < K; k++) {
-    for (long co = 0; co < s.cout; co++) {
-      float sum = 0;
-      for (int tid = 0; tid < nthreads; tid++) sum += acc[tid][k * ldc + co];
-      dw[k * s.cout + co] = sum;
-    }
-  }
+  if (acc != dw)
+    for (long k = 0; k < K; k++) std::copy(acc + k * ldc, acc + k * ldc + s.cout, dw + k * s.cout);
 }
 
 // ---------------------------------------------------------------- matmul
