@@ -482,16 +482,28 @@ export class CocoEvaluator {
         const npig = this.npig[k * A + a];
         if (npig === 0) continue;
         recallNeeds(npig, need);
-        cutLength.fill(0);
         const codes = flat.codes;
+        // The three cuts nest (a detection within the first 1 is within the first 10 and 100): fill them in one pass.
+        const cut0 = cut[0], cut1 = cut[1], cut2 = cut[2];
+        const max0 = MAX_DETS[0], max1 = MAX_DETS[1], max2 = MAX_DETS[2];
+        let n0 = 0, n1 = 0, n2 = 0;
         for (let i = 0; i < n; i++) {
           const d = order[i];
           const code = codes[d * A + a];
           // Ignored at every threshold (most detections, outside a small, medium or large range): precisionAt skips it anyway.
           if (code === IGN_EVERY_T) continue;
           const rank = keys[d] % RANK_SLOTS;
-          for (let m = 0; m < M; m++) if (rank < MAX_DETS[m]) cut[m][cutLength[m]++] = code;
+          if (rank < max2) {
+            cut2[n2++] = code;
+            if (rank < max1) {
+              cut1[n1++] = code;
+              if (rank < max0) cut0[n0++] = code;
+            }
+          }
         }
+        cutLength[0] = n0;
+        cutLength[1] = n1;
+        cutLength[2] = n2;
         for (let m = 0; m < M; m++) {
           for (let t = 0; t < T; t++) {
             recall[rIdx(t, k, a, m)] = precisionAt(cut[m], cutLength[m], 2 * t, npig, need, q);
