@@ -9,7 +9,6 @@ import { modelConfig } from '../src/model/config.js';
 import { makePoints } from '../src/model/points.js';
 import { isErrorRecord } from '../src/records.js';
 import { type LoaderOptions, type TrainBatch, epochOrder, trainBatches } from '../src/train/loader.js';
-import { trainBatchesInThread } from '../src/train/loader-thread.js';
 import { type TrainSource, openCocoSource, openPseudoSource } from '../src/train/source.js';
 import { tempDirs } from './temp-dirs.js';
 
@@ -146,32 +145,4 @@ t.test('memory is bounded: heap and tensors flat over many batches', async (t) =
   t.ok(growth < 8 * 2 ** 20, `heap grew ${(growth / 2 ** 20).toFixed(2)} MB over 140 batches (${(140 * 4 * S * S * 3 * 4 / 2 ** 20).toFixed(0)} MB of inputs passed through)`);
   t.equal(memory().numTensors, tensors0, 'the loader makes no tensors');
   t.equal(n, 150);
-});
-
-t.test('on its own thread the loader makes the same batches, masks included, and ends with its stream', async (t) => {
-  const spec = { kind: 'coco' as const, file: GT, root: ROOT };
-  const o = opts({ startSample: 3 });
-  const here = await take(openCocoSource(GT, ROOT), o, 4);
-  const s = trainBatchesInThread(spec, o);
-  const there: TrainBatch[] = [];
-  while (there.length < 4) there.push(await pull(s));
-  s.destroy();
-  const good = here.filter((x): x is TrainBatch => !isErrorRecord(x));
-  t.same(there.map(digest), good.map(digest), 'images and targets bit for bit');
-  t.same(there.map((b) => [b.imageIds, b.nextSample, b.epoch, b.instances, b.targets.numPos]),
-    good.map((b) => [b.imageIds, b.nextSample, b.epoch, b.instances, b.targets.numPos]));
-
-  const mcfg = modelConfig('tiny-condinst', { inputSize: S });
-  const mo = opts({ points: makePoints(mcfg, S), mask: mcfg.mask });
-  const [a] = (await take(openCocoSource(GT, ROOT), mo, 1)).filter((x): x is TrainBatch => !isErrorRecord(x));
-  const ms = trainBatchesInThread(spec, mo);
-  const b = await pull<TrainBatch>(ms);
-  ms.destroy();
-  t.ok(b.masks && b.masks.count > 0, 'mask targets cross the thread');
-  t.same(b.masks, a.masks, 'mask targets bit for bit');
-});
-
-t.test('a source the thread cannot open ends the stream with its error', async (t) => {
-  const s = trainBatchesInThread({ kind: 'coco', file: path.join(SAMPLE, 'no-such.json'), root: ROOT }, opts());
-  await t.rejects(pull(s), /no-such\.json/);
 });

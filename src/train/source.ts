@@ -200,14 +200,3 @@ export async function openPseudoSource(file: string, root: string): Promise<Trai
     close: () => fh.close(),
   };
 }
-
-/** What a source is opened from: enough to open it again in another thread. */
-export interface SourceSpec {
-  kind: SourceKind;
-  file: string;
-  root: string;
-}
-
-export function openSource(spec: SourceSpec): Promise<TrainSource> | TrainSource {
-  return spec.kind === 'pseudo' ? openPseudoSource(spec.file, spec.root) : openCocoSource(spec.file, spec.root);
-}

@@ -31,8 +31,7 @@ import type { OrError, Stream } from '../streams/stage.js';
 import { type EvalFigures, type ValSet, evaluateDetector, openValSet } from './evaluate.js';
 import { type TrainBatch, trainBatches } from './loader.js';
 import { type ScheduleConfig, learningRate } from './schedule.js';
-import { type SourceSpec, openSource } from './source.js';
-import { trainBatchesInThread } from './loader-thread.js';
+import { type TrainSource, openCocoSource, openPseudoSource } from './source.js';
 
 export type StageName = 'labeler' | 'warmup' | 'finetune';
 
@@ -145,9 +144,10 @@ export function lastCheckpoint(out: string): { dir: string; step: number } | nul
   return { dir: path.join(out, p.dir), step: p.step };
 }
 
-function sourceSpec(o: TrainOptions): SourceSpec {
+function openSource(o: TrainOptions): Promise<TrainSource> | TrainSource {
   // The stage decides what it reads: warmup only ever opens pseudo labels.
-  return { kind: o.stage === 'warmup' ? 'pseudo' : 'coco', file: o.train, root: o.root ?? path.dirname(o.train) };
+  if (o.stage === 'warmup') return openPseudoSource(o.train, o.root ?? path.dirname(o.train));
+  return openCocoSource(o.train, o.root ?? path.dirname(o.train));
 }
 
 /** Pulls one item; end of stream is `undefined`. */
@@ -204,8 +204,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   const log = o.log ?? (() => {});
   mkdirSync(o.out, { recursive: true });
   const backend = o.backend;
-  const spec = sourceSpec(o);
-  const source = await openSource(spec);
+  const source = await openSource(o);
   const closers: (() => unknown)[] = [() => source.close()];
   try {
     const agnostic = o.stage !== 'finetune';
@@ -277,14 +276,10 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     }
     const points = makePoints(cfg, o.size);
     const stopAt = Math.min(totalSteps, o.stopAt ?? totalSteps);
-    const loaderOpts = {
+    const batches: Stream<OrError<TrainBatch>> = trainBatches(source, {
       batchSize: o.batchSize, size: o.size, policy: o.aug, seed: o.seed, classAgnostic: agnostic, points,
-      centerRadius: cfg.centerRadius, startSample: state.nextSample, prefetch: o.prefetch, concurrency: o.concurrency, mask: cfg.mask,
-    };
-    // The loader runs on its own thread (loader-thread.ts) unless a test hands in its own decode function.
-    const batches: Stream<OrError<TrainBatch>> = o.decode
-      ? trainBatches(source, { ...loaderOpts, decode: o.decode })
-      : trainBatchesInThread(spec, loaderOpts);
+      centerRadius: cfg.centerRadius, startSample: state.nextSample, prefetch: o.prefetch, concurrency: o.concurrency, decode: o.decode, mask: cfg.mask,
+    });
     closers.push(() => batches.destroy());
 
     const checkpoint = async () => {
