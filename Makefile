@@ -34,7 +34,7 @@ dist/.built: node_modules/.installed tsconfig.json $(shell find src bench -name 
 # The optional native convolution kernels (native/conv; README "Speed"): a
 # build that fails (no g++, no Node headers) leaves the wasm kernels in use.
 NATIVE_CONV := native/conv/build/.attempted
-$(NATIVE_CONV): native/conv/conv.cc native/conv/binding.gyp native/conv/build.mjs | node_modules/.installed
+$(NATIVE_CONV): native/conv/conv.cc native/conv/binding.gyp native/conv/build.mjs native/build-addon.mjs | node_modules/.installed
 	node native/conv/build.mjs
 
 # The JPEG fast path (native/jpeg; README "Decoding and COCO JSON"): a build
