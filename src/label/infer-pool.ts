@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../model/config.js';
 import type { Detector } from '../model/detector.js';
+import { flattenParams } from '../model/params.js';
 import type { Detections } from '../model/postprocess.js';
 
 export type ToInferWorker =
@@ -73,18 +74,6 @@ class InferWorker {
   }
 }
 
-/** The detector's weights in parameter order, one flat buffer (what the worker's createDetector expects). */
-function flatWeights(det: Detector): Float32Array {
-  const vars = [...det.params.values()];
-  const out = new Float32Array(vars.reduce((s, v) => s + v.size, 0));
-  let offset = 0;
-  for (const v of vars) {
-    out.set(v.dataSync() as Float32Array, offset);
-    offset += v.size;
-  }
-  return out;
-}
-
 export class InferencePool {
   private nextId = 0;
   private readonly free: Float32Array[] = [];
@@ -111,7 +100,7 @@ export class InferencePool {
     const ext = path.extname(fileURLToPath(import.meta.url));
     const worker = new Worker(new URL(`./infer-worker${ext}`, import.meta.url), { env: { ...process.env, CASL_BACKEND: 'wasm', CASL_THREADS: '1' } });
     this.workers.push(new InferWorker(worker, (buf) => this.give(buf)));
-    const weights = flatWeights(det);
+    const weights = flattenParams(det.params);
     this.backend = await new Promise<string>((resolve, reject) => {
       worker.once('error', reject);
       worker.once('message', (m: FromInferWorker) => {

@@ -6,6 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend } from '../model/backend/index.js';
 import { type Detector, createDetector } from '../model/detector.js';
+import { assignFlatParams } from '../model/params.js';
 import { predict } from '../model/predict.js';
 import type { FromInferWorker, ToInferWorker } from './infer-pool.js';
 
@@ -19,13 +20,7 @@ async function handle(msg: ToInferWorker): Promise<{ reply: FromInferWorker; tra
     case 'init': {
       const info = await initBackend('wasm', { log: () => {} });
       det = createDetector(msg.config);
-      let offset = 0;
-      for (const v of det.params.values()) {
-        const t = tf.tensor(msg.weights.subarray(offset, offset + v.size), v.shape);
-        v.assign(t);
-        t.dispose();
-        offset += v.size;
-      }
+      const offset = assignFlatParams(det.params, msg.weights);
       if (offset !== msg.weights.length) throw new Error(`init: ${msg.weights.length} weight values for a model of ${offset}`);
       return { reply: { type: 'ready', backend: describeBackend(info) }, transfer: [] };
     }

@@ -77,3 +77,27 @@ export function param<R extends tf.Rank>(params: Params, name: string): tf.Tenso
   if (!v) throw new Error(`model parameter '${name}' is missing`);
   return v as unknown as tf.Tensor<R>;
 }
+
+/** Every parameter's values, in the map's order, in one buffer: how a detector's weights cross to a worker thread. */
+export function flattenParams(params: Params): Float32Array {
+  const vars = [...params.values()];
+  const out = new Float32Array(vars.reduce((s, v) => s + v.size, 0));
+  let offset = 0;
+  for (const v of vars) {
+    out.set(v.dataSync() as Float32Array, offset);
+    offset += v.size;
+  }
+  return out;
+}
+
+/** The inverse of flattenParams: assigns each parameter its slice of `flat`, in the map's order; returns the values used. */
+export function assignFlatParams(params: Params, flat: Float32Array): number {
+  let offset = 0;
+  for (const v of params.values()) {
+    const t = tf.tensor(flat.subarray(offset, offset + v.size), v.shape);
+    v.assign(t);
+    t.dispose();
+    offset += v.size;
+  }
+  return offset;
+}

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './index.js';
 import { type FromWorker, type ToWorker, chunkGradients } from './parallel.js';
 import { type Detector, createDetector } from '../detector.js';
+import { assignFlatParams } from '../params.js';
 import { makePoints, type Points } from '../points.js';
 import { predict } from '../predict.js';
 
@@ -17,16 +18,6 @@ let weights: Float32Array;
 let grads: Float32Array;
 const points = new Map<number, Points>();
 
-function loadWeights(d: Detector): void {
-  let offset = 0;
-  for (const v of d.params.values()) {
-    const t = tf.tensor(weights.subarray(offset, offset + v.size), v.shape);
-    v.assign(t);
-    t.dispose();
-    offset += v.size;
-  }
-}
-
 async function handle(msg: ToWorker): Promise<FromWorker> {
   switch (msg.type) {
     case 'init':
@@ -36,7 +27,7 @@ async function handle(msg: ToWorker): Promise<FromWorker> {
       grads = new Float32Array(msg.grads);
       return { type: 'ready' };
     case 'weights':
-      loadWeights(det!);
+      assignFlatParams(det!.params, weights);
       return { type: 'loaded' };
     case 'grads': {
       const S = msg.shape[1];
