@@ -11,6 +11,11 @@ ENTITIES ?= 0
 # ENTITIES=1 runs the entity variants (things and stuff as class-agnostic
 # masks, tiny-condinst; pipelines/*-entities.yaml) in runs/<stage>-entities/.
 E := $(if $(filter 1,$(ENTITIES)),-entities,)
+MASKS ?= 0
+# MASKS=1 trains the object labeler as tiny-condinst (boxes and instance
+# masks of the labeled split's objects, class-agnostic) in runs/labeler-masks/;
+# `make eval EVAL_MODEL=runs/labeler-masks/model` then scores boxes and masks.
+M := $(if $(filter 1,$(MASKS)),-masks,)
 
 .PHONY: help install build native test fixtures labeler pseudo-labels warmup finetune eval ca-ssl bench clean
 
@@ -49,8 +54,9 @@ native:
 
 build: dist/.built $(NATIVE_CONV) $(NATIVE_JPEG)
 
+# The test files run side by side, so each model gets one thread unless told.
 test: build
-	npx tap
+	CASL_THREADS=$${CASL_THREADS:-1} npx tap
 
 # Made once; `rm -rf data/fixtures` to make them again after changing the generator.
 $(FIXTURES)/.done: | dist/.built
@@ -113,7 +119,7 @@ view: build $(VIEW_PRED)
 TRAIN_FLAGS ?=
 .PHONY: labeler warmup finetune
 labeler: build | $(FIXTURES)/.done
-	$(CASL) train --stage labeler $(if $(E),--entities,) --out $(RUNS)/labeler$(E) --resume $(TRAIN_FLAGS)
+	$(CASL) train --stage labeler $(if $(E),--entities,) $(if $(M),--model tiny-condinst,) --out $(RUNS)/labeler$(E)$(M) --resume $(TRAIN_FLAGS)
 
 warmup: build $(RUNS)/pseudo-labels$(E)/.done
 	$(CASL) train --stage warmup $(if $(E),--entities,) --train $(PSEUDO) --out $(RUNS)/warmup$(E) --resume $(TRAIN_FLAGS)
@@ -129,14 +135,19 @@ finetune: build | $(RUNS)/warmup$(E)/model/model.json
 # COCO AP on the val split (casl eval: pycocotools' figures) of a model,
 # the finetuned one by default: class-specific, then class-agnostic.
 # Predictions are kept in runs/eval/. EVAL_MODEL=runs/labeler/model etc.
+# EVAL_IOU lists what to score: bbox, segm or both ("bbox segm", for a
+# tiny-condinst model such as runs/labeler-masks/model).
 EVAL_MODEL ?= $(RUNS)/finetune$(E)/model
+EVAL_IOU ?= $(if $(E),segm,bbox)
 EVAL_PRED := $(RUNS)/eval$(E)/val-predictions.jsonl
 eval: build | $(FIXTURES)/.done
 	@mkdir -p $(dir $(EVAL_PRED))
 	$(CASL) ingest '$(FIXTURES)/images/val/*' --root $(FIXTURES)/images/val | \
 	  $(CASL) infer --model $(EVAL_MODEL) --root $(FIXTURES)/images/val --quiet > $(EVAL_PRED)
-	$(CASL) eval --gt $(FIXTURES)/annotations/val$(if $(E),_entities,).json --dets $(EVAL_PRED) $(if $(E),--iou segm,)
-	$(CASL) eval --gt $(FIXTURES)/annotations/val$(if $(E),_entities,).json --dets $(EVAL_PRED) $(if $(E),--iou segm,) --agnostic
+	for iou in $(EVAL_IOU); do \
+	  $(CASL) eval --gt $(FIXTURES)/annotations/val$(if $(E),_entities,).json --dets $(EVAL_PRED) --iou $$iou && \
+	  $(CASL) eval --gt $(FIXTURES)/annotations/val$(if $(E),_entities,).json --dets $(EVAL_PRED) --iou $$iou --agnostic || exit 1; \
+	done
 
 # The CA-SSL experiment end to end (README: The experiment): baseline, CA-SSL,
 # the paper's ablations and sweeps, then the table (runs/ca-ssl/table.md, also

@@ -76,14 +76,15 @@ function parseName(raw: string, where: string): BackendName {
 }
 
 /**
- * wasm threads: CASL_THREADS, else every core when the machine is otherwise
- * idle and one when it is busy. XNNPACK's pool forks and joins inside every
- * kernel, so a thread that waits for a core stalls the whole op: on the
- * shared 2-core machine under load a tiny-fcos train step took 1.0–1.5 s on
- * one thread against 1.55 s on two (README "Speed").
+ * wasm and native threads: CASL_THREADS, else one per core. The count does
+ * not depend on the machine's load: a default read from the load average
+ * gave one thread to a run that started right after a compile, and a run's
+ * speed should not depend on what ran the minute before. XNNPACK's pool
+ * forks and joins inside every kernel, so on cores shared with other jobs
+ * CASL_THREADS=1 can be faster (README "Speed"); the tests set it.
  */
-export function defaultThreads(cores = os.cpus().length, load = os.loadavg()[0]): number {
-  return load < cores - 0.5 ? cores : 1;
+export function defaultThreads(cores = os.cpus().length): number {
+  return Math.max(1, cores);
 }
 
 /** Threads from the environment variable `name`, else `fallback` (CASL_THREADS: else by the load). */
