@@ -4,7 +4,11 @@
 // needs Python), and the peak RSS of `casl ingest` over 20,000 files. casl
 // letterboxes these JPEGs with its libjpeg-turbo addon when it is built
 // (jpeg_decoder says which); the sharp path runs beside it at concurrency 2,
-// so the addon's gain is measured in the same rounds.
+// so the addon's gain is measured in the same rounds. The same images as
+// PNGs (how a third of the fixtures are stored) go through the same rounds,
+// addon and sharp path and Pillow; and training views (the weak policy's
+// resize + flip, as the loader makes them) of the JPEGs and PNGs, the addon's
+// one call against the sharp path's decode + resize, for CPU per image.
 //
 // Rounds interleave casl c1, casl c2 and Pillow, so load from elsewhere on
 // the machine hits all three alike; each figure is the best round. CPU time
@@ -23,7 +27,10 @@ import sharp from 'sharp';
 import type { Benchmark } from './benchmark.js';
 import { PROJECT_ROOT } from '../src/cli/options.js';
 import { Rng } from '../src/fixtures/prng.js';
-import { decodeImages, jpegDecoder } from '../src/io/decode.js';
+import { drawTransform } from '../src/augment/policy.js';
+import { Rng as AugmentRng } from '../src/augment/rng.js';
+import { viewFromEncoded } from '../src/augment/sharp-resample.js';
+import { decodeImages, jpegDecoder, readEncodedImage } from '../src/io/decode.js';
 import type { OrError } from '../src/streams/stage.js';
 import { type ImageRecord, isErrorRecord } from '../src/records.js';
 
@@ -83,6 +90,40 @@ async function caslDecode(root: string, files: string[], passes: number, concurr
       })
       .done(resolve);
   });
+}
+
+/**
+ * Training views of `files` (the weak policy, seeded per image, S × S), at
+ * most `concurrency` at once, as the loader makes them; fails if the addon
+ * was asked for and did not make every one.
+ */
+async function viewRun(root: string, files: string[], passes: number, concurrency: number, useAddon: boolean): Promise<Run> {
+  const n = files.length * passes;
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < n; i = next++) {
+      const enc = await readEncodedImage(path.join(root, files[i % files.length]));
+      const g = drawTransform('weak', new AugmentRng(i), enc.header.width, enc.header.height, S).geometric;
+      const { decoder } = await viewFromEncoded(enc, g, useAddon);
+      if (useAddon && decoder !== 'addon' && jpegDecoder().decoder !== 'sharp') throw new Error(`bench decode: the addon declined ${files[i % files.length]}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const c = process.cpuUsage(c0);
+  return { perS: n / ((performance.now() - t0) / 1000), cpuMs: (c.user + c.system) / 1000 / n };
+}
+
+/** The JPEGs re-encoded as 8-bit RGB PNGs, as the fixtures write theirs. */
+async function makePngs(from: string, to: string, files: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of files) {
+    const png = f.replace(/\.jpg$/, '.png');
+    await sharp(path.join(from, f)).png({ compressionLevel: 9, adaptiveFiltering: false, palette: false }).toFile(path.join(to, png));
+    out.push(png);
+  }
+  return out;
 }
 
 const PILLOW_SCRIPT = `
@@ -205,12 +246,23 @@ export const benchmark: Benchmark = {
       const script = path.join(dir, 'pillow_decode.py');
       writeFileSync(script, PILLOW_SCRIPT);
       if (!pillow) opts.log(`no Pillow (${PYTHON} with PIL and numpy): pillow_images_per_s is null`);
+      const pngDir = path.join(dir, 'pngs');
+      mkdirSync(pngDir);
+      const pngs = await makePngs(photos, pngDir, files.slice(0, Math.max(10, Math.floor(files.length / 4))));
       // A warm-up pass: page cache, JIT, libvips start-up.
       await caslDecode(photos, files, 1, 2);
+      await caslDecode(pngDir, pngs, 1, 2);
       let c1: Run | undefined;
       let c2: Run | undefined;
       let c2Sharp: Run | undefined;
       let pil: Run | undefined;
+      let png2: Run | undefined;
+      let png2Sharp: Run | undefined;
+      let pilPng: Run | undefined;
+      let viewJpeg: Run | undefined;
+      let viewJpegSharp: Run | undefined;
+      let viewPng: Run | undefined;
+      let viewPngSharp: Run | undefined;
       const decoder = jpegDecoder();
       opts.log(`JPEG decoder: ${decoder.decoder} (${decoder.detail})`);
       for (let r = 0; r < rounds; r++) {
@@ -218,9 +270,17 @@ export const benchmark: Benchmark = {
         c2 = better(c2, await caslRun(photos, files, passes, 2));
         c2Sharp = better(c2Sharp, await caslRun(photos, files, passes, 2, false));
         if (pillow) pil = better(pil, pillowRun(script, photos, files, passes));
-        opts.log(`round ${r + 1}/${rounds}: best so far c1 ${c1.perS.toFixed(0)}, c2 ${c2.perS.toFixed(0)}, c2 sharp ${c2Sharp.perS.toFixed(0)}${pil ? `, Pillow ${pil.perS.toFixed(0)}` : ''} images/s`);
+        png2 = better(png2, await caslRun(pngDir, pngs, passes, 2));
+        png2Sharp = better(png2Sharp, await caslRun(pngDir, pngs, passes, 2, false));
+        if (pillow) pilPng = better(pilPng, pillowRun(script, pngDir, pngs, passes));
+        viewJpeg = better(viewJpeg, await viewRun(photos, files, passes, 2, true));
+        viewJpegSharp = better(viewJpegSharp, await viewRun(photos, files, passes, 2, false));
+        viewPng = better(viewPng, await viewRun(pngDir, pngs, passes, 2, true));
+        viewPngSharp = better(viewPngSharp, await viewRun(pngDir, pngs, passes, 2, false));
+        opts.log(`round ${r + 1}/${rounds}: best so far c1 ${c1.perS.toFixed(0)}, c2 ${c2.perS.toFixed(0)}, c2 sharp ${c2Sharp.perS.toFixed(0)}${pil ? `, Pillow ${pil.perS.toFixed(0)}` : ''} images/s;`
+          + ` PNG c2 ${png2.perS.toFixed(0)}, sharp ${png2Sharp.perS.toFixed(0)}${pilPng ? `, Pillow ${pilPng.perS.toFixed(0)}` : ''}`);
       }
-      if (!c1 || !c2 || !c2Sharp) throw new Error('bench decode: no round ran');
+      if (!c1 || !c2 || !c2Sharp || !png2 || !png2Sharp || !viewJpeg || !viewJpegSharp || !viewPng || !viewPngSharp) throw new Error('bench decode: no round ran');
 
       const tree = path.join(dir, 'many');
       opts.log(`making ${nFiles} files for casl ingest`);
@@ -243,6 +303,16 @@ export const benchmark: Benchmark = {
         decode_images_per_s_c2_sharp: Math.round(c2Sharp.perS),
         decode_cpu_ms_per_image_c2_sharp: Number(c2Sharp.cpuMs.toFixed(2)),
         pillow_cpu_ms_per_image: pil ? Number(pil.cpuMs.toFixed(2)) : null,
+        png_images_per_s_c2: Math.round(png2.perS),
+        png_images_per_s_c2_sharp: Math.round(png2Sharp.perS),
+        pillow_png_images_per_s: pilPng ? Math.round(pilPng.perS) : null,
+        png_cpu_ms_per_image_c2: Number(png2.cpuMs.toFixed(2)),
+        png_cpu_ms_per_image_c2_sharp: Number(png2Sharp.cpuMs.toFixed(2)),
+        pillow_png_cpu_ms_per_image: pilPng ? Number(pilPng.cpuMs.toFixed(2)) : null,
+        view_jpeg_cpu_ms_per_image: Number(viewJpeg.cpuMs.toFixed(2)),
+        view_jpeg_cpu_ms_per_image_sharp: Number(viewJpegSharp.cpuMs.toFixed(2)),
+        view_png_cpu_ms_per_image: Number(viewPng.cpuMs.toFixed(2)),
+        view_png_cpu_ms_per_image_sharp: Number(viewPngSharp.cpuMs.toFixed(2)),
         ingest_peak_rss_mb: Number(ingest.mb.toFixed(1)),
         node_bare_rss_mb: Number(bare.mb.toFixed(1)),
         ingest_files: nFiles,
@@ -258,10 +328,15 @@ export const benchmark: Benchmark = {
           ['casl CPU time per image, concurrency 1', Number(c1.cpuMs.toFixed(2)), 'ms', pil ? `Pillow: ${pil.cpuMs.toFixed(2)} ms` : ''],
           ['casl CPU time per image, concurrency 2', Number(c2.cpuMs.toFixed(2)), 'ms', ''],
           ['casl, sharp path only, concurrency 2', Math.round(c2Sharp.perS), 'images/s', `${c2Sharp.cpuMs.toFixed(2)} ms CPU an image; ${times(c2Sharp.perS, pil?.perS)}`],
+          ['PNG: casl decode+letterbox, concurrency 2', Math.round(png2.perS), 'images/s', `${png2.cpuMs.toFixed(2)} ms CPU an image; ${times(png2.perS, pilPng?.perS)}`],
+          ['PNG: casl, sharp path only, concurrency 2', Math.round(png2Sharp.perS), 'images/s', `${png2Sharp.cpuMs.toFixed(2)} ms CPU an image`],
+          ['PNG: Pillow, 1 process', pilPng ? Math.round(pilPng.perS) : 'n/a', 'images/s', pilPng ? `${pilPng.cpuMs.toFixed(2)} ms CPU an image` : ''],
+          ['training view (weak), JPEG, CPU per image', Number(viewJpeg.cpuMs.toFixed(2)), 'ms', `sharp path: ${viewJpegSharp.cpuMs.toFixed(2)} ms`],
+          ['training view (weak), PNG, CPU per image', Number(viewPng.cpuMs.toFixed(2)), 'ms', `sharp path: ${viewPngSharp.cpuMs.toFixed(2)} ms`],
           [`casl ingest, ${nFiles} files, peak RSS`, Number(ingest.mb.toFixed(1)), 'MB', `bare node: ${bare.mb.toFixed(1)} MB`],
         ],
         notes: [
-          `${nPhotos} JPEGs of ${W}×${H}, mean ${meanKb.toFixed(0)} KB, ${passes} passes a round, best of ${rounds} rounds (casl c1, c2, c2 on the sharp path and Pillow interleaved); peak RSS by ${ingest.how}.`,
+          `${nPhotos} JPEGs of ${W}×${H}, mean ${meanKb.toFixed(0)} KB, and the first ${pngs.length} as PNGs; ${passes} passes a round, best of ${rounds} rounds (casl c1, c2, c2 on the sharp path and Pillow interleaved); peak RSS by ${ingest.how}.`,
           `JPEG decoder: ${decoder.decoder} (${decoder.detail}).`,
           `Load average (1 min) ${loadBefore.toFixed(1)} before, ${loadavg()[0].toFixed(1)} after, on ${availableParallelism()} cores: figures from a busy machine understate both sides.`,
         ],

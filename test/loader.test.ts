@@ -72,6 +72,25 @@ t.test('same seed, same batches; a stream started at nextSample continues the sa
   t.ok(a.every((x) => x.images.every((v) => v >= 0 && v <= 1)), 'inputs in [0, 1]');
 });
 
+t.test('views made by the decode addon: the boxes of the sharp path, close pixels, the same bytes every time', async (t) => {
+  const src = openCocoSource(GT, ROOT);
+  for (const policy of ['weak', 'strong'] as const) {
+    const a = (await take(src, opts({ policy, batchSize: 4 }), 3)) as TrainBatch[];
+    const b = (await take(src, opts({ policy, batchSize: 4, decodeAddon: false }), 3)) as TrainBatch[];
+    const geometry = (x: TrainBatch) => [x.imageIds, Array.from(x.targets.boxes), Array.from(x.targets.labels), x.nextSample];
+    t.same(a.map(geometry), b.map(geometry), `${policy}: same images, boxes and labels with and without the addon`);
+    for (const [k, x] of a.entries()) {
+      let sum = 0;
+      for (let i = 0; i < x.images.length; i++) sum += Math.abs(x.images[i] - b[k].images[i]);
+      // sharp resizes with lanczos3, the addon with the triangle filter: close, not equal.
+      const mean = (255 * sum) / x.images.length;
+      t.ok(mean < 4, `${policy} batch ${k}: mean |Δ| ${mean.toFixed(2)} grey levels from the sharp path`);
+    }
+    const again = (await take(src, opts({ policy, batchSize: 4 }), 3)) as TrainBatch[];
+    t.same(again.map(digest), a.map(digest), `${policy}: the same bytes again`);
+  }
+});
+
 t.test('α: class-agnostic targets are all channel 0; class-specific ones use every category', async (t) => {
   const src = openCocoSource(GT, ROOT);
   const labelsOf = (bs: TrainBatch[]) => new Set(bs.flatMap((b) => [...b.targets.labels].filter((l) => l >= 0)));

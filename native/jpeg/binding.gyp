@@ -3,7 +3,8 @@
     {
       "target_name": "casl_jpeg",
       "sources": ["jpeg_letterbox.c"],
-      "libraries": ["-ljpeg"],
+      "include_dirs": ["<!@(pkg-config --cflags-only-I libpng 2>/dev/null | sed 's/-I//g')"],
+      "libraries": ["-ljpeg", "<!@(pkg-config --libs libpng 2>/dev/null || echo -lpng)"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]

@@ -1,32 +1,44 @@
-// casl's JPEG fast path: decode + orient + antialiased resize + letterbox of
-// one JPEG in a single call on a libuv worker thread, with libjpeg-turbo's
-// DCT scaling (Pillow's draft mode, sharp's shrink on load). It exists
-// because sharp's fixed cost per image (building a libvips pipeline, handing
-// work between its threads) was most of the CPU a 640×480 → 128×128
-// letterbox took (README: Decoding and COCO JSON).
+// casl's decode fast path: one call on a libuv worker thread decodes a JPEG
+// (libjpeg-turbo, with DCT scaling: Pillow's draft mode, sharp's shrink on
+// load) or a PNG (libpng), resizes it with an antialiased triangle filter to
+// whole-pixel sides, applies the EXIF orientation and a horizontal flip, and
+// places it at a whole-pixel offset on a zeroed canvas, cropping what falls
+// outside. That one geometry serves both callers (src/io/decode.ts): the
+// inference letterbox (top-left, no flip) and the training loader's views
+// (src/augment/sharp-resample.ts, wholePixelPlacement). It exists because
+// sharp's fixed cost per image (building a libvips pipeline, handing work
+// between its threads) was most of the CPU a small view took, and the
+// loader paid it twice an image (README: Decoding and COCO JSON).
 //
-// It decodes only what it can decode exactly as the sharp path would: 8-bit
-// baseline or progressive JPEG in YCbCr, RGB or grayscale, without an
-// embedded ICC profile, and without a single libjpeg warning. Anything else
-// (CMYK/YCCK, ICC profiles, truncated or corrupt data, 12-bit) returns
-// "declined" with the reason, and the caller decodes it with sharp, which
-// also words the error of a broken file.
+// It decodes only what it can decode exactly as the sharp path would, and
+// declines the rest with the reason, so the caller decodes those with sharp
+// (which also words the error of a broken file):
+//   JPEG: 8-bit baseline or progressive in YCbCr, RGB or grayscale, no
+//         embedded ICC profile other than sRGB, not a single libjpeg warning;
+//   PNG:  8-bit RGB, RGBA, gray, gray + alpha or palette (with tRNS), any
+//         interlace, no iCCP profile, not a single libpng warning; alpha is
+//         composited over black as libvips' flatten does (truncating).
 //
-// JS API (src/io/decode.ts):
-//   letterbox(jpeg: Uint8Array, out: Uint8Array, size, width, height,
-//             orientation, storedWidth, storedHeight,
-//             callback(err, declined: string | null))
-// `out` is the zeroed size × size × 3 canvas; width × height is the resized
-// content in the oriented frame (the letterbox plan), orientation the EXIF
-// value to apply (1 = none), storedWidth × storedHeight the size the caller
-// read from the header and planned with (libjpeg must agree). The callback
-// gets null when `out` holds the image, or the reason the fast path declined.
+// JS API:
+//   view(bytes: Uint8Array, out: Uint8Array, canvasWidth, canvasHeight,
+//        width, height, orientation, storedWidth, storedHeight,
+//        flip, offsetX, offsetY, callback(err, declined: string | null))
+// `out` is the zeroed canvasWidth × canvasHeight × 3 canvas; width × height
+// is the resized image in the oriented frame, orientation the EXIF value to
+// apply (1 = none), storedWidth × storedHeight the size the caller read from
+// the header and planned with (the decoder must agree); the oriented, resized
+// image, mirrored left-right when flip is 1, has its top-left pixel at canvas
+// (offsetX, offsetY), either of which may be negative (a crop). The callback
+// gets null when `out` holds the view, or the reason the fast path declined.
 #include <node_api.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jpeglib.h>
+#include <png.h>
+
+#define DECLINED_LEN (JMSG_LENGTH_MAX + 128)
 
 typedef struct {
   struct jpeg_error_mgr pub;
@@ -48,12 +60,12 @@ static void on_message(j_common_ptr cinfo, int level) {
 
 typedef struct {
   napi_async_work work;
-  napi_ref jpeg_ref, out_ref, callback_ref;
-  const unsigned char *jpeg;
-  size_t jpeg_len;
+  napi_ref bytes_ref, out_ref, callback_ref;
+  const unsigned char *bytes;
+  size_t bytes_len;
   unsigned char *out;
-  int size, width, height, orientation, stored_width, stored_height;
-  char declined[JMSG_LENGTH_MAX + 64];
+  int canvas_width, canvas_height, width, height, orientation, stored_width, stored_height, flip, offset_x, offset_y;
+  char declined[DECLINED_LEN];
 } Job;
 
 /* Pillow's antialiased bilinear (a triangle filter widened by the reduction
@@ -102,42 +114,57 @@ static void free_coeffs(Coeffs *c) {
   free(c->weights);
 }
 
-/* Resizes src (sw × sh RGB) to dw × dh, stored frame, into dst. */
-static int resize(const unsigned char *src, int sw, int sh, unsigned char *dst, int dw, int dh) {
+/* A half-open rectangle of pixels. */
+typedef struct {
+  int x0, y0, x1, y1;
+} Rect;
+
+/* Resizes src (sw × sh RGB) to dw × dh into dst (dw × dh × 3), computing
+ * only the output pixels inside `r` (the part of the view on the canvas). */
+static int resize(const unsigned char *src, int sw, int sh, unsigned char *dst, int dw, int dh, Rect r) {
   Coeffs cx = {0}, cy = {0};
-  float *mid = malloc(sizeof(float) * (size_t)dw * sh * 3);
-  float *restrict acc = malloc(sizeof(float) * (size_t)dw * 3);
-  int ok = mid && acc && make_coeffs(sw, dw, &cx) && make_coeffs(sh, dh, &cy);
+  int cols = r.x1 - r.x0;
+  float *mid = NULL, *acc = NULL;
+  int ok = make_coeffs(sw, dw, &cx) && make_coeffs(sh, dh, &cy);
+  /* The source rows the output rows y0…y1 read (first[] rises with the output index). */
+  int row0 = ok ? cy.first[r.y0] : 0;
+  int row1 = ok ? cy.first[r.y1 - 1] + cy.count[r.y1 - 1] : 0;
   if (ok) {
-    for (int y = 0; y < sh; y++) {
+    mid = malloc(sizeof(float) * (size_t)cols * (row1 - row0) * 3);
+    acc = malloc(sizeof(float) * (size_t)cols * 3);
+    ok = mid && acc;
+  }
+  if (ok) {
+    for (int y = row0; y < row1; y++) {
       const unsigned char *row = src + (size_t)y * sw * 3;
-      float *m = mid + (size_t)y * dw * 3;
-      for (int x = 0; x < dw; x++) {
+      float *m = mid + (size_t)(y - row0) * cols * 3;
+      for (int x = r.x0; x < r.x1; x++, m += 3) {
         const float *w = cx.weights + x * cx.taps;
         const unsigned char *p = row + cx.first[x] * 3;
-        float r = 0, g = 0, b = 0;
+        float red = 0, green = 0, blue = 0;
         for (int k = 0; k < cx.count[x]; k++, p += 3) {
-          r += w[k] * p[0];
-          g += w[k] * p[1];
-          b += w[k] * p[2];
+          red += w[k] * p[0];
+          green += w[k] * p[1];
+          blue += w[k] * p[2];
         }
-        m[x * 3] = r;
-        m[x * 3 + 1] = g;
-        m[x * 3 + 2] = b;
+        m[0] = red;
+        m[1] = green;
+        m[2] = blue;
       }
     }
     /* Row by row, so the inner loop runs over a whole row and vectorises. */
-    for (int y = 0; y < dh; y++) {
+    size_t n = (size_t)cols * 3;
+    for (int y = r.y0; y < r.y1; y++) {
+      float *restrict a = acc;
       const float *w = cy.weights + y * cy.taps;
-      size_t n = (size_t)dw * 3;
-      for (size_t i = 0; i < n; i++) acc[i] = 0.5f;
+      for (size_t i = 0; i < n; i++) a[i] = 0.5f;
       for (int k = 0; k < cy.count[y]; k++) {
-        const float *restrict m = mid + (size_t)(cy.first[y] + k) * n;
+        const float *restrict m = mid + (size_t)(cy.first[y] + k - row0) * n;
         float wk = w[k];
-        for (size_t i = 0; i < n; i++) acc[i] += wk * m[i];
+        for (size_t i = 0; i < n; i++) a[i] += wk * m[i];
       }
-      unsigned char *d = dst + (size_t)y * n;
-      for (size_t i = 0; i < n; i++) d[i] = acc[i] <= 0 ? 0 : acc[i] >= 255 ? 255 : (unsigned char)acc[i];
+      unsigned char *d = dst + ((size_t)y * dw + r.x0) * 3;
+      for (size_t i = 0; i < n; i++) d[i] = a[i] <= 0 ? 0 : a[i] >= 255 ? 255 : (unsigned char)a[i];
     }
   }
   free(mid);
@@ -147,30 +174,71 @@ static int resize(const unsigned char *src, int sw, int sh, unsigned char *dst, 
   return ok;
 }
 
-/* Copies the stored-frame image (sw × sh) into the top-left of the size × size
- * canvas with EXIF orientation o applied: oriented pixel (x, y) comes from
- * stored pixel (sx, sy). */
-static void orient_into(const unsigned char *src, int sw, int sh, int o, unsigned char *out, int size) {
-  int ow = o >= 5 ? sh : sw;
-  int oh = o >= 5 ? sw : sh;
-  for (int y = 0; y < oh; y++) {
-    unsigned char *d = out + (size_t)y * size * 3;
-    if (o == 1) {
-      memcpy(d, src + (size_t)y * sw * 3, (size_t)sw * 3);
+/* The stored-frame pixel (of a tw × th stored image) that oriented pixel
+ * (x, y) shows under EXIF orientation o. */
+static void stored_of(int o, int tw, int th, int x, int y, int *sx, int *sy) {
+  switch (o) {
+    case 1: *sx = x; *sy = y; break;
+    case 2: *sx = tw - 1 - x; *sy = y; break;
+    case 3: *sx = tw - 1 - x; *sy = th - 1 - y; break;
+    case 4: *sx = x; *sy = th - 1 - y; break;
+    case 5: *sx = y; *sy = x; break;
+    case 6: *sx = y; *sy = th - 1 - x; break;
+    case 7: *sx = tw - 1 - y; *sy = th - 1 - x; break;
+    default: *sx = tw - 1 - y; *sy = x; break; /* 8 */
+  }
+}
+
+/* Where the view lands: the canvas pixels it covers, and the stored-frame
+ * pixels of the resized image those show. Empty canvas rect: nothing shows. */
+static void plan_view(const Job *job, Rect *canvas, Rect *stored) {
+  int w = job->width, h = job->height, ox = job->offset_x, oy = job->offset_y;
+  canvas->x0 = ox > 0 ? ox : 0;
+  canvas->y0 = oy > 0 ? oy : 0;
+  canvas->x1 = ox + w < job->canvas_width ? ox + w : job->canvas_width;
+  canvas->y1 = oy + h < job->canvas_height ? oy + h : job->canvas_height;
+  if (canvas->x1 <= canvas->x0 || canvas->y1 <= canvas->y0) {
+    *canvas = (Rect){0, 0, 0, 0};
+    *stored = (Rect){0, 0, 0, 0};
+    return;
+  }
+  /* The oriented image's visible columns, mirrored when flipped. */
+  int x0 = canvas->x0 - ox, x1 = canvas->x1 - ox;
+  if (job->flip) {
+    int t = w - x1;
+    x1 = w - x0;
+    x0 = t;
+  }
+  int y0 = canvas->y0 - oy, y1 = canvas->y1 - oy;
+  int transposed = job->orientation >= 5;
+  int tw = transposed ? h : w, th = transposed ? w : h;
+  /* Orientations map rectangles to rectangles: two opposite corners suffice. */
+  int ax, ay, bx, by;
+  stored_of(job->orientation, tw, th, x0, y0, &ax, &ay);
+  stored_of(job->orientation, tw, th, x1 - 1, y1 - 1, &bx, &by);
+  stored->x0 = ax < bx ? ax : bx;
+  stored->x1 = (ax < bx ? bx : ax) + 1;
+  stored->y0 = ay < by ? ay : by;
+  stored->y1 = (ay < by ? by : ay) + 1;
+}
+
+/* Copies the visible part of the stored-frame image (tw × th) onto the
+ * canvas, oriented, flipped and offset as the job says. */
+static void place(const Job *job, const unsigned char *src, int tw, int th, Rect canvas) {
+  int o = job->orientation, cw = job->canvas_width;
+  for (int Y = canvas.y0; Y < canvas.y1; Y++) {
+    int y = Y - job->offset_y;
+    unsigned char *d = job->out + ((size_t)Y * cw + canvas.x0) * 3;
+    if (o == 1 && !job->flip) {
+      memcpy(d, src + ((size_t)y * tw + canvas.x0 - job->offset_x) * 3, (size_t)(canvas.x1 - canvas.x0) * 3);
       continue;
     }
-    for (int x = 0; x < ow; x++) {
+    for (int X = canvas.x0; X < canvas.x1; X++, d += 3) {
+      int x = X - job->offset_x;
+      if (job->flip) x = job->width - 1 - x;
       int sx, sy;
-      switch (o) {
-        case 2: sx = sw - 1 - x; sy = y; break;
-        case 3: sx = sw - 1 - x; sy = sh - 1 - y; break;
-        case 4: sx = x; sy = sh - 1 - y; break;
-        case 5: sx = y; sy = x; break;
-        case 6: sx = y; sy = sh - 1 - x; break;
-        case 7: sx = sw - 1 - y; sy = sh - 1 - x; break;
-        default: sx = sw - 1 - y; sy = x; break; /* 8 */
-      }
-      memcpy(d + x * 3, src + ((size_t)sy * sw + sx) * 3, 3);
+      stored_of(o, tw, th, x, y, &sx, &sy);
+      memcpy(d, src + ((size_t)sy * tw + sx) * 3, 3);
     }
   }
 }
@@ -198,14 +266,14 @@ static int describes_srgb(const unsigned char *p, unsigned len) {
 #undef U32
 }
 
-static void execute(napi_env env, void *data) {
-  (void)env;
-  Job *job = data;
+/* Decodes the JPEG to RGB in the stored frame, at the largest DCT scale
+ * (1, 1/2, 1/4, 1/8) that still leaves the filter the last step towards a
+ * tw × th target; NULL with job->declined set when it declines. */
+static unsigned char *decode_jpeg(Job *job, int tw, int th, int *out_w, int *out_h) {
   struct jpeg_decompress_struct cinfo;
   ErrorManager err;
   /* volatile: assigned between setjmp and a possible longjmp. */
   unsigned char *volatile pixels = NULL;
-  unsigned char *volatile resized = NULL;
   JOCTET *icc = NULL; /* read and freed with no libjpeg call between */
   unsigned int icc_len = 0;
   cinfo.err = jpeg_std_error(&err.pub);
@@ -215,11 +283,10 @@ static void execute(napi_env env, void *data) {
     snprintf(job->declined, sizeof job->declined, "libjpeg: %s", err.message);
     jpeg_destroy_decompress(&cinfo);
     free(pixels);
-    free(resized);
-    return;
+    return NULL;
   }
   jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, job->jpeg, (unsigned long)job->jpeg_len);
+  jpeg_mem_src(&cinfo, job->bytes, (unsigned long)job->bytes_len);
   jpeg_save_markers(&cinfo, JPEG_APP0 + 2, 0xffff);
   jpeg_read_header(&cinfo, TRUE);
   if (cinfo.jpeg_color_space != JCS_YCbCr && cinfo.jpeg_color_space != JCS_GRAYSCALE && cinfo.jpeg_color_space != JCS_RGB) {
@@ -236,11 +303,8 @@ static void execute(napi_env env, void *data) {
   }
   if (job->declined[0]) {
     jpeg_destroy_decompress(&cinfo);
-    return;
+    return NULL;
   }
-  int transposed = job->orientation >= 5;
-  int tw = transposed ? job->height : job->width; /* target, stored frame */
-  int th = transposed ? job->width : job->height;
   /* DCT scaling by 1/2, 1/4 or 1/8, chosen as sharp's shrink on load does
    * (fastShrinkOnLoad), so both paths resample the same decoded pixels: the
    * largest that leaves at least the target on both sides, one step less
@@ -259,7 +323,7 @@ static void execute(napi_env env, void *data) {
   if (!pixels) {
     snprintf(job->declined, sizeof job->declined, "out of memory for %d×%d pixels", sw, sh);
     jpeg_destroy_decompress(&cinfo);
-    return;
+    return NULL;
   }
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = pixels + (size_t)cinfo.output_scanline * sw * 3;
@@ -267,20 +331,143 @@ static void execute(napi_env env, void *data) {
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  const unsigned char *stored = pixels;
-  if (sw != tw || sh != th) {
-    resized = malloc((size_t)tw * th * 3);
-    if (!resized || !resize(pixels, sw, sh, resized, tw, th)) {
-      snprintf(job->declined, sizeof job->declined, "out of memory resizing %d×%d to %d×%d", sw, sh, tw, th);
-      free(pixels);
-      free(resized);
-      return;
-    }
-    stored = resized;
+  *out_w = sw;
+  *out_h = sh;
+  return pixels;
+}
+
+typedef struct {
+  const unsigned char *data;
+  size_t len, pos;
+  char message[200];
+} PngSource;
+
+static void png_from_memory(png_structp png, png_bytep out, size_t n) {
+  PngSource *src = png_get_io_ptr(png);
+  if (n > src->len - src->pos) png_error(png, "premature end of PNG data");
+  memcpy(out, src->data + src->pos, n);
+  src->pos += n;
+}
+
+static void png_on_error(png_structp png, png_const_charp msg) {
+  PngSource *src = png_get_error_ptr(png);
+  snprintf(src->message, sizeof src->message, "%s", msg);
+  png_longjmp(png, 1);
+}
+
+/* A warning (a bad CRC in an ancillary chunk, a profile libpng doubts,
+ * extra data) is where libpng and libvips may part ways: decline. */
+static void png_on_warning(png_structp png, png_const_charp msg) {
+  PngSource *src = png_get_error_ptr(png);
+  snprintf(src->message, sizeof src->message, "warning: %s", msg);
+  png_longjmp(png, 1);
+}
+
+/* Decodes the PNG to RGB in the stored frame at full size (PNG has no
+ * reduced-scale decoding), alpha composited over black; NULL with
+ * job->declined set when it declines. */
+static unsigned char *decode_png(Job *job, int *out_w, int *out_h) {
+  PngSource src = {job->bytes, job->bytes_len, 0, ""};
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
+  png_infop info = png ? png_create_info_struct(png) : NULL;
+  unsigned char *volatile pixels = NULL;
+  png_bytep *volatile rows = NULL;
+  if (!info) {
+    snprintf(job->declined, sizeof job->declined, "libpng: out of memory");
+    png_destroy_read_struct(&png, NULL, NULL);
+    return NULL;
   }
-  orient_into(stored, tw, th, job->orientation, job->out, job->size);
+  if (setjmp(png_jmpbuf(png))) {
+    snprintf(job->declined, sizeof job->declined, "libpng: %s", src.message);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(pixels);
+    free(rows);
+    return NULL;
+  }
+  png_set_read_fn(png, &src, png_from_memory);
+  png_read_info(png, info);
+  png_uint_32 w, h;
+  int depth, type, interlace;
+  png_get_IHDR(png, info, &w, &h, &depth, &type, &interlace, NULL, NULL);
+  if ((int)w != job->stored_width || (int)h != job->stored_height) {
+    snprintf(job->declined, sizeof job->declined, "libpng reads %u×%u, the header said %d×%d", (unsigned)w, (unsigned)h, job->stored_width,
+             job->stored_height);
+  } else if (png_get_valid(png, info, PNG_INFO_iCCP)) {
+    snprintf(job->declined, sizeof job->declined, "embedded ICC profile (iCCP): sharp converts through it");
+  } else if (depth == 16) {
+    snprintf(job->declined, sizeof job->declined, "16-bit PNG: sharp scales it to 8 bits");
+  } else if (depth < 8 && type != PNG_COLOR_TYPE_PALETTE) {
+    snprintf(job->declined, sizeof job->declined, "%d-bit grayscale PNG: sharp expands it", depth);
+  }
+  if (job->declined[0]) {
+    png_destroy_read_struct(&png, &info, NULL);
+    return NULL;
+  }
+  if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  if (type == PNG_COLOR_TYPE_GRAY || type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  int channels = png_get_channels(png, info);
+  if ((channels != 3 && channels != 4) || png_get_rowbytes(png, info) != (size_t)w * channels) {
+    snprintf(job->declined, sizeof job->declined, "libpng gives %d channels, %zu bytes a row", channels, (size_t)png_get_rowbytes(png, info));
+    png_destroy_read_struct(&png, &info, NULL);
+    return NULL;
+  }
+  pixels = malloc((size_t)w * h * channels);
+  rows = malloc(sizeof(png_bytep) * h);
+  if (!pixels || !rows) png_error(png, "out of memory");
+  for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + (size_t)y * w * channels;
+  png_read_image(png, rows);
+  /* To the end: a damaged chunk after the image data is declined too. */
+  png_read_end(png, NULL);
+  png_destroy_read_struct(&png, &info, NULL);
+  free(rows);
+  if (channels == 4) {
+    /* libvips' flatten onto black: value · alpha / 255, truncated; in place. */
+    unsigned char *d = pixels;
+    const unsigned char *p = pixels;
+    for (size_t i = 0, n = (size_t)w * h; i < n; i++, p += 4, d += 3) {
+      unsigned a = p[3];
+      d[0] = (unsigned char)(p[0] * a / 255);
+      d[1] = (unsigned char)(p[1] * a / 255);
+      d[2] = (unsigned char)(p[2] * a / 255);
+    }
+  }
+  *out_w = (int)w;
+  *out_h = (int)h;
+  return pixels;
+}
+
+static int is_png(const unsigned char *b, size_t n) {
+  return n >= 8 && png_sig_cmp(b, 0, 8) == 0;
+}
+
+static void execute(napi_env env, void *data) {
+  (void)env;
+  Job *job = data;
+  int transposed = job->orientation >= 5;
+  int tw = transposed ? job->height : job->width; /* target, stored frame */
+  int th = transposed ? job->width : job->height;
+  int sw = 0, sh = 0;
+  unsigned char *pixels = is_png(job->bytes, job->bytes_len) ? decode_png(job, &sw, &sh) : decode_jpeg(job, tw, th, &sw, &sh);
+  if (!pixels) return;
+  Rect canvas, stored;
+  plan_view(job, &canvas, &stored);
+  if (canvas.x1 > canvas.x0) {
+    if (sw == tw && sh == th) {
+      place(job, pixels, tw, th, canvas);
+    } else {
+      unsigned char *resized = malloc((size_t)tw * th * 3);
+      if (!resized || !resize(pixels, sw, sh, resized, tw, th, stored)) {
+        snprintf(job->declined, sizeof job->declined, "out of memory resizing %d×%d to %d×%d", sw, sh, tw, th);
+      } else {
+        place(job, resized, tw, th, canvas);
+      }
+      free(resized);
+    }
+  }
   free(pixels);
-  free(resized);
 }
 
 static void complete(napi_env env, napi_status status, void *data) {
@@ -291,7 +478,7 @@ static void complete(napi_env env, napi_status status, void *data) {
   napi_get_null(env, &args[0]);
   if (status != napi_ok) {
     napi_value msg;
-    napi_create_string_utf8(env, "casl jpeg addon: the work was cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, "casl decode addon: the work was cancelled", NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &args[0]);
     napi_get_null(env, &args[1]);
   } else if (job->declined[0]) {
@@ -299,7 +486,7 @@ static void complete(napi_env env, napi_status status, void *data) {
   } else {
     napi_get_null(env, &args[1]);
   }
-  napi_delete_reference(env, job->jpeg_ref);
+  napi_delete_reference(env, job->bytes_ref);
   napi_delete_reference(env, job->out_ref);
   napi_delete_reference(env, job->callback_ref);
   napi_delete_async_work(env, job->work);
@@ -325,43 +512,50 @@ static int typed_bytes(napi_env env, napi_value v, unsigned char **data, size_t 
   return 1;
 }
 
-static napi_value letterbox(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+#define VIEW_ARGS 13
+#define VIEW_INTS 10
+
+static napi_value view(napi_env env, napi_callback_info info) {
+  size_t argc = VIEW_ARGS;
+  napi_value argv[VIEW_ARGS];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 9) return throw_type(env, "letterbox(jpeg, out, size, width, height, orientation, storedWidth, storedHeight, callback): 9 arguments");
-  Job *job = calloc(1, sizeof(Job));
-  if (!job) return throw_type(env, "letterbox: out of memory");
-  unsigned char *jpeg, *out;
-  size_t jpeg_len, out_len;
-  int32_t ints[6];
+  if (argc != VIEW_ARGS) {
+    return throw_type(env, "view(bytes, out, canvasWidth, canvasHeight, width, height, orientation, storedWidth, storedHeight, flip, offsetX, offsetY, callback): 13 arguments");
+  }
+  unsigned char *bytes, *out;
+  size_t bytes_len, out_len;
+  int32_t v[VIEW_INTS];
   napi_valuetype cb_type;
-  napi_typeof(env, argv[8], &cb_type);
-  int ok = typed_bytes(env, argv[0], &jpeg, &jpeg_len) && typed_bytes(env, argv[1], &out, &out_len) && cb_type == napi_function;
-  for (int i = 0; ok && i < 6; i++) ok = napi_get_value_int32(env, argv[2 + i], &ints[i]) == napi_ok;
-  if (!ok) {
+  napi_typeof(env, argv[VIEW_ARGS - 1], &cb_type);
+  int ok = typed_bytes(env, argv[0], &bytes, &bytes_len) && typed_bytes(env, argv[1], &out, &out_len) && cb_type == napi_function;
+  for (int i = 0; ok && i < VIEW_INTS; i++) ok = napi_get_value_int32(env, argv[2 + i], &v[i]) == napi_ok;
+  if (!ok) return throw_type(env, "view: expected (Uint8Array, Uint8Array, 10 integers, function)");
+  Job *job = calloc(1, sizeof(Job));
+  if (!job) return throw_type(env, "view: out of memory");
+  job->canvas_width = v[0];
+  job->canvas_height = v[1];
+  job->width = v[2];
+  job->height = v[3];
+  job->orientation = v[4];
+  job->stored_width = v[5];
+  job->stored_height = v[6];
+  job->flip = v[7];
+  job->offset_x = v[8];
+  job->offset_y = v[9];
+  if (job->canvas_width <= 0 || job->canvas_height <= 0 || job->width <= 0 || job->height <= 0 || job->orientation < 1 || job->orientation > 8
+      || (job->flip != 0 && job->flip != 1) || job->stored_width <= 0 || job->stored_height <= 0
+      || out_len != (size_t)job->canvas_width * job->canvas_height * 3) {
     free(job);
-    return throw_type(env, "letterbox: expected (Uint8Array, Uint8Array, 6 integers, function)");
+    return throw_type(env, "view: out must be canvasWidth × canvasHeight × 3 bytes; sizes positive, orientation 1–8, flip 0 or 1");
   }
-  job->size = ints[0];
-  job->width = ints[1];
-  job->height = ints[2];
-  job->orientation = ints[3];
-  job->stored_width = ints[4];
-  job->stored_height = ints[5];
-  if (job->size <= 0 || job->width <= 0 || job->height <= 0 || job->width > job->size || job->height > job->size
-      || job->orientation < 1 || job->orientation > 8 || out_len != (size_t)job->size * job->size * 3) {
-    free(job);
-    return throw_type(env, "letterbox: out must be size × size × 3 bytes, 0 < width, height <= size, orientation 1–8");
-  }
-  job->jpeg = jpeg;
-  job->jpeg_len = jpeg_len;
+  job->bytes = bytes;
+  job->bytes_len = bytes_len;
   job->out = out;
   napi_value name;
-  napi_create_string_utf8(env, "casl:jpeg-letterbox", NAPI_AUTO_LENGTH, &name);
-  napi_create_reference(env, argv[0], 1, &job->jpeg_ref);
+  napi_create_string_utf8(env, "casl:decode-view", NAPI_AUTO_LENGTH, &name);
+  napi_create_reference(env, argv[0], 1, &job->bytes_ref);
   napi_create_reference(env, argv[1], 1, &job->out_ref);
-  napi_create_reference(env, argv[8], 1, &job->callback_ref);
+  napi_create_reference(env, argv[VIEW_ARGS - 1], 1, &job->callback_ref);
   napi_create_async_work(env, NULL, name, execute, complete, job, &job->work);
   napi_queue_async_work(env, job->work);
   return NULL;
@@ -369,8 +563,8 @@ static napi_value letterbox(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
-  napi_create_function(env, "letterbox", NAPI_AUTO_LENGTH, letterbox, NULL, &fn);
-  napi_set_named_property(env, exports, "letterbox", fn);
+  napi_create_function(env, "view", NAPI_AUTO_LENGTH, view, NULL, &fn);
+  napi_set_named_property(env, exports, "view", fn);
   return exports;
 }
 

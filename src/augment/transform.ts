@@ -5,7 +5,8 @@
 // view are mapped back to the original with `inverse()`.
 import { type BinaryMask, type Box, GeometricTransform, type RgbImage } from './geometric.js';
 import { type ColorOp, applyColorOp } from './photometric.js';
-import { resampleWithSharp } from './sharp-resample.js';
+import type { EncodedImage } from '../io/decode.js';
+import { resampleWithSharp, viewFromEncoded } from './sharp-resample.js';
 
 /** Instances travelling with an image: boxes x1y1x2y2, optional masks and any per-instance fields. */
 export interface ViewInstances {
@@ -47,6 +48,15 @@ export class AugmentTransform {
    */
   async applyImageOffThread(img: RgbImage): Promise<RgbImage> {
     return this.colorize(await resampleWithSharp(img, this.geometric));
+  }
+
+  /**
+   * The same view straight from the encoded file (io/decode.ts
+   * readEncodedImage): one call of casl's decode addon on libuv's pool when
+   * it takes the file, else sharp's full decode then as applyImageOffThread.
+   */
+  async applyEncoded(img: EncodedImage, useAddon = true): Promise<RgbImage> {
+    return this.colorize((await viewFromEncoded(img, this.geometric, useAddon)).view);
   }
 
   private colorize(out: RgbImage): RgbImage {

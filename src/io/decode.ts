@@ -17,14 +17,16 @@
 //
 // The fast path (`decodeLetterboxed`) decodes and resizes in one step at a
 // reduced scale: libjpeg decodes at 1/2, 1/4 or 1/8 (shrink on load,
-// Pillow's draft mode), libwebp at the target size. Plain JPEGs go through
-// casl's libjpeg-turbo addon (native/jpeg/jpeg_letterbox.c: decode, triangle
-// filter, orientation and padding in one call on libuv's pool), which costs
-// less than half of sharp's CPU an image, sharp's being mostly its fixed cost
-// per pipeline; the addon declines what it does not decode exactly as sharp
-// (CMYK, ICC profiles, any libjpeg warning) and sharp decodes those. Other
-// formats, and every JPEG when the addon is not built, go through one sharp
-// pipeline, the zero padding a row copy in JS (cheaper than libvips' extend).
+// Pillow's draft mode), libwebp at the target size. Plain JPEGs and PNGs go
+// through casl's addon (native/jpeg/jpeg_letterbox.c: libjpeg-turbo or
+// libpng, triangle filter, orientation, flip and placement on the canvas in
+// one call on libuv's pool), which costs less than half of sharp's CPU an
+// image, sharp's being mostly its fixed cost per pipeline; the addon declines
+// what it does not decode exactly as sharp (CMYK, ICC profiles, 16-bit PNG,
+// any libjpeg or libpng warning) and sharp decodes those. Other formats, and
+// everything when the addon is not built, go through one sharp pipeline, the
+// zero padding a row copy in JS (cheaper than libvips' extend). The training
+// loader makes its augmented views with the same addon call (`addonView`).
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { type FileHandle, open } from 'node:fs/promises';
@@ -35,6 +37,7 @@ import type { ImageRecord } from '../records.js';
 import { orderedMap } from '../streams/ordered-map.js';
 import type { OrError, Stage } from '../streams/stage.js';
 import { readJpegHeader } from './jpeg-header.js';
+import { readPngHeader } from './png-header.js';
 import { IDENTITY_LETTERBOX, type Letterbox, type LetterboxPlan, planLetterbox } from './letterbox.js';
 
 /** Decoded image: HWC RGB bytes. */
@@ -66,11 +69,12 @@ sharp.concurrency(1);
  */
 const RESIZE_KERNEL = 'linear' as keyof sharp.KernelEnum;
 
-/** native/jpeg/jpeg_letterbox.c; `declined` is null when `out` holds the letterboxed image. */
+/** native/jpeg/jpeg_letterbox.c; `declined` is null when `out` holds the view. */
 interface JpegAddon {
-  letterbox(
-    jpeg: Uint8Array, out: Uint8Array, size: number, width: number, height: number, orientation: number,
-    storedWidth: number, storedHeight: number, callback: (err: Error | null, declined: string | null) => void,
+  view(
+    bytes: Uint8Array, out: Uint8Array, canvasWidth: number, canvasHeight: number, width: number, height: number, orientation: number,
+    storedWidth: number, storedHeight: number, flip: number, offsetX: number, offsetY: number,
+    callback: (err: Error | null, declined: string | null) => void,
   ): void;
 }
 
@@ -78,7 +82,11 @@ const ADDON_FILE = path.join(PROJECT_ROOT, 'native', 'jpeg', 'build', 'Release',
 
 function loadJpegAddon(): { addon: JpegAddon | null; why: string } {
   try {
-    return { addon: createRequire(import.meta.url)(ADDON_FILE) as JpegAddon, why: ADDON_FILE };
+    const addon = createRequire(import.meta.url)(ADDON_FILE) as Partial<JpegAddon>;
+    if (typeof addon.view !== 'function') {
+      return { addon: null, why: `${ADDON_FILE} is an older build without view(); rebuild it with: make build (or node native/jpeg/build.mjs)` };
+    }
+    return { addon: addon as JpegAddon, why: ADDON_FILE };
   } catch (e) {
     return { addon: null, why: `${ADDON_FILE} did not load (${firstLine((e as Error).message)}); build it with: make build (or node native/jpeg/build.mjs)` };
   }
@@ -87,8 +95,9 @@ function loadJpegAddon(): { addon: JpegAddon | null; why: string } {
 const jpegAddon = loadJpegAddon();
 
 /**
- * Which decoder letterboxes plain JPEGs: casl's libjpeg-turbo addon, or
- * sharp when the addon is not built (and why), for benchmarks and reports.
+ * Which decoder letterboxes plain JPEGs (and 8-bit PNGs): casl's addon
+ * (libjpeg-turbo, libpng), or sharp when the addon is not built (and why),
+ * for benchmarks and reports.
  */
 export function jpegDecoder(): { decoder: 'libjpeg-turbo addon' | 'sharp'; detail: string } {
   return { decoder: jpegAddon.addon ? 'libjpeg-turbo addon' : 'sharp', detail: jpegAddon.why };
@@ -103,7 +112,7 @@ export interface DecodeOptions {
    */
   exifOrientation?: boolean;
   /**
-   * Letterbox plain JPEGs with casl's libjpeg-turbo addon when it is built
+   * Letterbox plain JPEGs and PNGs with casl's addon when it is built
    * (default true); false always uses sharp (tests compare the two).
    */
   jpegAddon?: boolean;
@@ -136,6 +145,19 @@ export interface LetterboxedImage {
 }
 
 type Input = string | Uint8Array;
+
+/** An image read in but not decoded: its bytes, where they came from, and its header. */
+export interface EncodedImage {
+  bytes: Uint8Array;
+  where: string;
+  header: ImageHeader;
+}
+
+/** Reads a file (or takes bytes) and its header, the pixel limit checked; no pixel is decoded. */
+export async function readEncodedImage(input: Input, opts: DecodeOptions = {}): Promise<EncodedImage> {
+  const { bytes, where } = await readInput(input, opts);
+  return { bytes, where, header: await readImageHeader(bytes, opts, where) };
+}
 
 async function readInput(input: Input, opts: DecodeOptions): Promise<{ bytes: Uint8Array; where: string }> {
   if (typeof input !== 'string') return { bytes: input, where: 'buffer' };
@@ -197,6 +219,8 @@ export async function readImageHeader(bytes: Uint8Array, opts: DecodeOptions = {
   if (bytes.length === 0) throw new DecodeError(`empty file (0 bytes): ${where}`);
   const jpeg = readJpegHeader(bytes);
   if (jpeg) return checkedHeader('jpeg', jpeg.width, jpeg.height, jpeg.orientation, opts, where);
+  const png = readPngHeader(bytes);
+  if (png) return checkedHeader('png', png.width, png.height, png.orientation, opts, where);
   let meta: sharp.Metadata;
   try {
     // The limit is checked below, with a message that says what to do.
@@ -265,6 +289,11 @@ export async function decodeImage(input: Input, opts: DecodeOptions = {}): Promi
   return (await decodeWithHeader(input, undefined, opts)).image;
 }
 
+/** Decodes an image already read in (readEncodedImage) at full resolution with sharp. */
+export async function decodeEncoded(img: EncodedImage, opts: DecodeOptions = {}): Promise<RgbImage> {
+  return runToRgb(pipeline(img.bytes, opts), img.where, img.header);
+}
+
 /**
  * The fast path: decode + orient + resize (shrink on load) in one sharp
  * pipeline, then pad to size × size. Returns the canvas, the letterbox and
@@ -277,11 +306,10 @@ export async function decodeLetterboxed(input: Input, size: number, opts: Decode
 }
 
 async function decodeWithHeader(input: Input, size: number | undefined, opts: DecodeOptions): Promise<{ image: RgbImage; header: ImageHeader; plan?: LetterboxPlan }> {
-  const { bytes, where } = await readInput(input, opts);
-  const header = await readImageHeader(bytes, opts, where);
+  const { bytes, where, header } = await readEncodedImage(input, opts);
   if (size === undefined) return { image: await runToRgb(pipeline(bytes, opts), where, header), header };
   const plan = planLetterbox(header.width, header.height, size);
-  if (header.format === 'jpeg' && opts.jpegAddon !== false) {
+  if (opts.jpegAddon !== false) {
     const fast = await addonLetterbox(bytes, header, plan, opts);
     if ('data' in fast) return { image: { data: fast.data, width: size, height: size }, header, plan };
   }
@@ -293,18 +321,47 @@ async function decodeWithHeader(input: Input, size: number | undefined, opts: De
 }
 
 /**
- * Letterboxes a JPEG with casl's libjpeg-turbo addon: the S × S canvas, or
- * why the addon declined (not built; CMYK, ICC profile, a libjpeg warning
- * such as truncated data), in which case sharp decodes the file.
+ * Letterboxes a JPEG or PNG with casl's addon: the S × S canvas, or why the
+ * addon declined (not built; another format; CMYK, ICC profile, 16-bit PNG,
+ * a libjpeg or libpng warning such as truncated data), in which case sharp
+ * decodes the file.
  */
 export async function addonLetterbox(bytes: Uint8Array, header: ImageHeader, plan: LetterboxPlan, opts: DecodeOptions = {}): Promise<{ data: Uint8Array } | { declined: string }> {
+  const placement = { canvasWidth: plan.size, canvasHeight: plan.size, width: plan.resizedWidth, height: plan.resizedHeight, flip: false, offsetX: 0, offsetY: 0 };
+  return addonView(bytes, header, placement, opts);
+}
+
+/**
+ * Where a view's pixels come from: the (oriented) image resized to width ×
+ * height, mirrored left-right if `flip`, its top-left pixel at (offsetX,
+ * offsetY) on a zeroed canvasWidth × canvasHeight canvas; what falls outside
+ * is cropped. The letterbox is the case flip false, offsets 0.
+ */
+export interface ViewPlacement {
+  canvasWidth: number;
+  canvasHeight: number;
+  width: number;
+  height: number;
+  flip: boolean;
+  offsetX: number;
+  offsetY: number;
+}
+
+/**
+ * Decodes a JPEG or PNG straight into a view with casl's addon, in one call
+ * on libuv's pool (decode with DCT scaling, antialiased resize, EXIF
+ * orientation, flip, placement): the canvas, or why the addon declined, in
+ * which case the caller decodes with sharp.
+ */
+export async function addonView(bytes: Uint8Array, header: ImageHeader, p: ViewPlacement, opts: DecodeOptions = {}): Promise<{ data: Uint8Array } | { declined: string }> {
   const addon = jpegAddon.addon;
   if (!addon) return { declined: jpegAddon.why };
-  const data = new Uint8Array(plan.size * plan.size * 3);
+  if (header.format !== 'jpeg' && header.format !== 'png') return { declined: `${header.format}: the addon decodes JPEG and PNG only` };
+  const data = new Uint8Array(p.canvasWidth * p.canvasHeight * 3);
   const orientation = opts.exifOrientation === false ? 1 : header.orientation;
   const declined = await new Promise<string | null>((resolve, reject) => {
-    addon.letterbox(bytes, data, plan.size, plan.resizedWidth, plan.resizedHeight, orientation, header.storedWidth, header.storedHeight,
-      (err, why) => (err ? reject(err) : resolve(why)));
+    addon.view(bytes, data, p.canvasWidth, p.canvasHeight, p.width, p.height, orientation, header.storedWidth, header.storedHeight,
+      p.flip ? 1 : 0, p.offsetX, p.offsetY, (err, why) => (err ? reject(err) : resolve(why)));
   });
   return declined === null ? { data } : { declined };
 }

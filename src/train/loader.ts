@@ -4,7 +4,10 @@
 //   sample index g = 0, 1, 2, …  (epoch e = ⌊g/N⌋, position p = g mod N)
 //     → record order[e][p]          (order[e] = seeded shuffle of 0…N−1)
 //     → [α: every category → channel 0]
-//     → decode (io/decode.ts: sharp, on libuv's pool) → augment (policy, seeded by (seed, e, p))
+//     → read the file and its header → draw the view (policy, seeded by (seed, e, p))
+//     → its pixels in one call of casl's decode addon on libuv's pool (decode,
+//       resize, orientation, flip, placement; sharp for what it declines)
+//     → colour ops
 //     → batch(B) → FCOS targets → prefetch(P) → train step
 //
 // Every random choice is a function of (seed, g), so the batch at any point
@@ -25,7 +28,7 @@
 import _ from 'highland';
 import path from 'node:path';
 import type { RgbImage } from '../augment/geometric.js';
-import { decodeImage, toFloat32 } from '../io/decode.js';
+import { type EncodedImage, readEncodedImage, toFloat32 } from '../io/decode.js';
 import { type PolicyName, drawTransform } from '../augment/policy.js';
 import type { AugmentTransform } from '../augment/transform.js';
 import { Rng, deriveSeed } from '../augment/rng.js';
@@ -60,7 +63,10 @@ export interface LoaderOptions {
   concurrency?: number;
   /** Boxes narrower or lower than this (view pixels) after augmentation are dropped. */
   minBoxSize?: number;
+  /** Decodes a file at full resolution (then sharp resamples the view); by default the view is decoded straight from the file. */
   decode?: (file: string) => Promise<RgbImage>;
+  /** Make views with casl's decode addon when it takes the file (default true); false: sharp's decode and resize. */
+  decodeAddon?: boolean;
   /** A CondInst model's mask config: samples carry masks and batches mask targets. */
   mask?: MaskConfig;
 }
@@ -136,15 +142,15 @@ function sampleIndices(source: TrainSource, seed: number, start: number, end: nu
 
 /** The view drawn for one record, and the sample's boxes, labels (α applied) and masks on it; the pixels are the caller's to make. */
 function drawSample(
-  rec: SourceRecord, img: RgbImage, at: { g: number; epoch: number; pos: number },
+  rec: SourceRecord, img: { width: number; height: number }, at: { g: number; epoch: number; pos: number },
   opts: Pick<LoaderOptions, 'policy' | 'seed' | 'size' | 'minBoxSize' | 'mask'>, channel: (id: number) => number,
-): { transform: AugmentTransform; sample: Sample } {
+): { transform: AugmentTransform; sample: Omit<Sample, 'view'> } {
   const rng = new Rng(deriveSeed(opts.seed, 0xa0, at.epoch, at.pos));
   const tf = drawTransform(opts.policy, rng, img.width, img.height, opts.size);
   const boxes = rec.instances.map((x) => [x.bbox[0], x.bbox[1], x.bbox[0] + x.bbox[2], x.bbox[1] + x.bbox[3]]);
   const labels = rec.instances.map((x) => channel(x.category_id));
   const mapped = tf.applyBoxes(boxes, opts.minBoxSize ?? 1);
-  const sample: Sample = { g: at.g, image_id: rec.image_id, view: img, boxes: mapped.boxes, labels: mapped.keep.map((i) => labels[i]) };
+  const sample: Omit<Sample, 'view'> = { g: at.g, image_id: rec.image_id, boxes: mapped.boxes, labels: mapped.keep.map((i) => labels[i]) };
   if (opts.mask) {
     const stride = opts.mask.outStride;
     sample.masks = mapped.keep.map((i) => {
@@ -181,6 +187,19 @@ export async function makeSampleOffThread(
 ): Promise<Sample> {
   const { transform, sample } = drawSample(rec, img, at, opts, channel);
   return { ...sample, view: await transform.applyImageOffThread(img) };
+}
+
+/**
+ * The same sample straight from the encoded file: the view is drawn from
+ * the header's size and its pixels made in one addon call off the main
+ * thread (the loader's path); sharp for what the addon declines.
+ */
+export async function makeSampleFromEncoded(
+  rec: SourceRecord, img: EncodedImage, at: { g: number; epoch: number; pos: number },
+  opts: Pick<LoaderOptions, 'policy' | 'seed' | 'size' | 'minBoxSize' | 'mask' | 'decodeAddon'>, channel: (id: number) => number,
+): Promise<Sample> {
+  const { transform, sample } = drawSample(rec, img.header, at, opts, channel);
+  return { ...sample, view: await transform.applyEncoded(img, opts.decodeAddon !== false) };
 }
 
 /** B samples → one batch: the input tensor's floats and the FCOS targets. */
@@ -257,7 +276,6 @@ export function prefetch<T>(n: number): (s: Stream<T>) => Stream<T> {
  */
 export function trainBatches(source: TrainSource, opts: LoaderOptions): Stream<OrError<TrainBatch>> {
   if (source.size === 0) throw new Error(`${source.file}: no trainable images`);
-  const decode = opts.decode ?? ((file: string) => decodeImage(file));
   const channel = categoryChannels(source, opts.classAgnostic);
   const N = source.size;
   let failedInARow = 0;
@@ -265,8 +283,9 @@ export function trainBatches(source: TrainSource, opts: LoaderOptions): Stream<O
     .through(orderedMap(opts.concurrency ?? 4, async (at: SampleAt): Promise<OrError<Sample>> => {
       const rec = await source.read(at.index);
       try {
-        const img = await decode(path.join(source.root, rec.file_name));
-        return await makeSampleOffThread(rec, img, at, opts, channel);
+        const file = path.join(source.root, rec.file_name);
+        if (opts.decode) return await makeSampleOffThread(rec, await opts.decode(file), at, opts, channel);
+        return await makeSampleFromEncoded(rec, await readEncodedImage(file), at, opts, channel);
       } catch (e) {
         const err: ErrorRecord = { error: (e as Error).message, stage: 'loader', file_name: rec.file_name, image_id: rec.image_id };
         return err;
