@@ -11,12 +11,13 @@
 //   end_to_end   `casl pseudo-label --workers W` in a child process over
 //                2,000 files: ingest, decode, batched inference in W worker
 //                threads, δ filter, writing; for W = 1 (the default) and 2
-//   model_only   forward + post-processing on pre-decoded float32 batches of
-//                the same size, through the same W workers (one-thread wasm
-//                each), kept busy: the ceiling of that configuration. Also
-//                on this thread with its own thread count (CASL_THREADS),
-//                the path without workers, so the fastest model-only way
-//                of this machine is known too
+//   model_only   forward + post-processing on pre-decoded batches of the
+//                same size, through the same W workers (one-thread wasm
+//                each), kept busy: the ceiling of that configuration. They
+//                get the decoded bytes and scale them to float32 as in the
+//                end-to-end run. Also on this thread with its own thread
+//                count (CASL_THREADS), the path without workers, so the
+//                fastest model-only way of this machine is known too
 //   memory       the child's peak RSS and live tensor count at the end
 //                (main thread plus workers), over 2,000 and 20,000 files
 import { spawnSync } from 'node:child_process';
@@ -87,7 +88,13 @@ export const benchmark: Benchmark = {
       // The ceiling: batches of already letterboxed images, forward + post-processing.
       const S = det.config.inputSize;
       const pixels = new Float32Array(BATCH * S * S * 3);
-      for (let b = 0; b < BATCH; b++) toFloat32((await decodeLetterboxed(scenes[b], S)).image, pixels, b * S * S * 3);
+      // What the workers are sent: the decoded bytes (they scale them to [0, 1] themselves).
+      const bytes = new Uint8Array(BATCH * S * S * 3);
+      for (let b = 0; b < BATCH; b++) {
+        const { image } = await decodeLetterboxed(scenes[b], S);
+        toFloat32(image, pixels, b * S * S * 3);
+        bytes.set(image.data, b * S * S * 3);
+      }
       const points = makePoints(det.config, S);
       // Each pass also notes the process CPU per image (this thread and the
       // workers; the process does nothing else meanwhile).
@@ -109,7 +116,7 @@ export const benchmark: Benchmark = {
         return n / s;
       };
       // As inferImages drives the pool: W + 1 batches in flight, each copied
-      // into a recycled buffer here while the workers compute.
+      // (as bytes) into a recycled buffer here while the workers compute.
       const pools = new Map<number, InferencePool>();
       const inWorkers = async (workers: number, images: number): Promise<number> => {
         let pool = pools.get(workers);
@@ -119,8 +126,8 @@ export const benchmark: Benchmark = {
         const window: Promise<unknown>[] = [];
         for (let done = 0; done < images; done += BATCH) {
           if (window.length > workers) await window.shift();
-          const buf = pool.take(pixels.length);
-          buf.set(pixels);
+          const buf = pool.take(bytes.length);
+          buf.set(bytes);
           window.push(pool.predict(buf, BATCH));
         }
         await Promise.all(window);

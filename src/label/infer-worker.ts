@@ -14,6 +14,16 @@ if (!parentPort) throw new Error('src/label/infer-worker is a worker_threads scr
 const port = parentPort;
 
 let det: Detector | undefined;
+// The model's input for the batch being computed, reused: tf.tensor copies
+// it onto the wasm heap, so the next batch can overwrite it.
+let input = new Float32Array(0);
+// byte / 255 as toFloat32 computes it (a double quotient rounded to float32),
+// looked up instead of divided: the same bits, without a division a value.
+const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+
+function scaleBytes(src: Uint8Array, dst: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) dst[i] = UNIT[src[i]];
+}
 
 async function handle(msg: ToInferWorker): Promise<{ reply: FromInferWorker; transfer: ArrayBuffer[] }> {
   switch (msg.type) {
@@ -29,7 +39,10 @@ async function handle(msg: ToInferWorker): Promise<{ reply: FromInferWorker; tra
       const t0 = performance.now();
       const S = det.config.inputSize;
       const size = msg.n * S * S * 3;
-      const images = tf.tensor4d(msg.pixels.subarray(0, size), [msg.n, S, S, 3]);
+      if (msg.pixels.length < size) throw new Error(`predict: ${msg.pixels.length} bytes for ${msg.n} images of ${S} × ${S} × 3`);
+      if (input.length < size) input = new Float32Array(size);
+      scaleBytes(msg.pixels, input, size);
+      const images = tf.tensor4d(input.subarray(0, size), [msg.n, S, S, 3]);
       let dets;
       try {
         dets = await predict(det, images);

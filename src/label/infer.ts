@@ -98,17 +98,15 @@ export function viewsOf(rec: DecodedRecord, S: number, aug: PolicyName, V: numbe
   return views;
 }
 
-function maskOf(m: MaskLogits | undefined, view: AugmentTransform, rec: DecodedRecord): Pick<Instance, 'segmentation'> {
-  return m ? { segmentation: maskToOriginal(m, view.inverse(), rec.width, rec.height) } : {};
-}
-
-const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
-const SCORE_DECIMALS = 5;
+// Boxes are written with 2 decimals, scores with 5. The powers of ten are
+// constants: a `10 ** d` per value cost a pow call each, a hundred an image.
+const roundBox = (x: number) => Math.round(x * 100) / 100;
+const roundScore = (x: number) => Math.round(x * 1e5) / 1e5;
 
 /** Indices of the detections whose score, as written, is above `min` (the δ rule of the filter). */
 function scoreAbove(d: Detections, min: number): number[] {
   const keep: number[] = [];
-  for (let j = 0; j < d.scores.length; j++) if (round(d.scores[j], SCORE_DECIMALS) > min) keep.push(j);
+  for (let j = 0; j < d.scores.length; j++) if (roundScore(d.scores[j]) > min) keep.push(j);
   return keep;
 }
 
@@ -181,38 +179,64 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
     // different line. So a lone view gets a blank companion (when batches
     // can hold two), and an image's predictions do not depend on its batch.
     const n = Math.max(recs.length * V, Math.min(2, imagesPerBatch * V));
-    const pixels = pool ? pool.take(n * S * S * 3) : new Float32Array(n * S * S * 3);
-    views.flat().forEach((v, i) => toFloat32(v.image, pixels, i * S * S * 3));
-    pixels.fill(0, recs.length * V * S * S * 3, n * S * S * 3);
-    const { dets, masks } = pool ? { dets: await pool.predict(pixels, n), masks: undefined } : await onThisThread(pixels, n);
+    const size = S * S * 3;
+    let dets: Detections[];
+    let masks: (MaskLogits | undefined)[][] | undefined;
+    if (pool) {
+      // The workers take the bytes and scale them themselves (infer-pool.ts).
+      const bytes = pool.take(n * size);
+      views.flat().forEach((v, i) => {
+        if (v.image.data.length !== size) throw new Error(`inferImages: a view of ${v.image.width} × ${v.image.height} in a batch of ${S} × ${S} inputs`);
+        bytes.set(v.image.data, i * size);
+      });
+      bytes.fill(0, recs.length * V * size, n * size);
+      dets = await pool.predict(bytes, n);
+    } else {
+      const pixels = new Float32Array(n * size);
+      views.flat().forEach((v, i) => toFloat32(v.image, pixels, i * size));
+      ({ dets, masks } = await onThisThread(pixels, n));
+    }
     return recs.map((rec, i) => {
       // Every view's boxes in original pixels, then one NMS over all of them.
+      // Each box goes through its view's inverse affine as mapBox does (the
+      // same arithmetic, so the same numbers), without an array per box.
       const boxes: number[] = [];
       const scores: number[] = [];
       const labels: number[] = [];
-      const from: [number, number][] = []; // (view, detection) of each candidate, to find its mask
+      const fromView: number[] = []; // (view, detection) of each candidate, to find its mask
+      const fromDet: number[] = [];
       for (let v = 0; v < V; v++) {
         const d = dets[i * V + v];
-        const back = views[i][v].transform.inverse();
+        const { sx, tx, sy, ty } = views[i][v].transform.inverse().affine;
+        const b = d.boxes;
         for (let j = 0; j < d.scores.length; j++) {
-          const [x1, y1, x2, y2] = back.mapBox(Array.from(d.boxes.subarray(4 * j, 4 * j + 4)));
-          const bx1 = Math.min(Math.max(x1, 0), rec.width), by1 = Math.min(Math.max(y1, 0), rec.height);
-          const bx2 = Math.min(Math.max(x2, 0), rec.width), by2 = Math.min(Math.max(y2, 0), rec.height);
+          const xa = b[4 * j] * sx + tx, xb = b[4 * j + 2] * sx + tx;
+          const ya = b[4 * j + 1] * sy + ty, yb = b[4 * j + 3] * sy + ty;
+          const bx1 = Math.min(Math.max(Math.min(xa, xb), 0), rec.width), by1 = Math.min(Math.max(Math.min(ya, yb), 0), rec.height);
+          const bx2 = Math.min(Math.max(Math.max(xa, xb), 0), rec.width), by2 = Math.min(Math.max(Math.max(ya, yb), 0), rec.height);
           if (bx2 <= bx1 || by2 <= by1) continue;
           boxes.push(bx1, by1, bx2, by2);
           scores.push(d.scores[j]);
           labels.push(d.labels[j]);
-          from.push([v, j]);
+          fromView.push(v);
+          fromDet.push(j);
         }
       }
-      const keep = V > 1 ? nms(boxes, scores, labels, det.config.inference.nmsIou, det.config.inference.maxDetections)
-        : scores.map((_, j) => j);
-      const instances: Instance[] = keep.map((j) => ({
-        bbox: [round(boxes[4 * j], 2), round(boxes[4 * j + 1], 2), round(boxes[4 * j + 2] - boxes[4 * j], 2), round(boxes[4 * j + 3] - boxes[4 * j + 1], 2)],
-        score: round(scores[j], SCORE_DECIMALS),
-        category_id: catIds[labels[j]],
-        ...maskOf(masks?.[i * V + from[j][0]][from[j][1]], views[i][from[j][0]].transform, rec),
-      }));
+      const keep = V > 1 ? nms(boxes, scores, labels, det.config.inference.nmsIou, det.config.inference.maxDetections) : undefined;
+      const count = keep ? keep.length : scores.length;
+      const instances: Instance[] = new Array(count);
+      for (let k = 0; k < count; k++) {
+        const j = keep ? keep[k] : k;
+        const x1 = boxes[4 * j], y1 = boxes[4 * j + 1];
+        const inst: Instance = {
+          bbox: [roundBox(x1), roundBox(y1), roundBox(boxes[4 * j + 2] - x1), roundBox(boxes[4 * j + 3] - y1)],
+          score: roundScore(scores[j]),
+          category_id: catIds[labels[j]],
+        };
+        const m = masks?.[i * V + fromView[j]][fromDet[j]];
+        if (m) inst.segmentation = maskToOriginal(m, views[i][fromView[j]].transform.inverse(), rec.width, rec.height);
+        instances[k] = inst;
+      }
       return { image_id: rec.image_id, file_name: rec.file_name, width: rec.width, height: rec.height, instances, meta };
     });
   };
