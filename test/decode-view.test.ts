@@ -218,3 +218,12 @@ t.test('training views from the addon match the TypeScript resampler: placement,
   }
   t.ok(flips > 10 && crops > 3, `the cases cover flips (${flips}) and crops (${crops})`);
 });
+
+t.test('files are read in one trip to the pool: the bytes fs reads, and fs\'s errors', { skip }, async (t) => {
+  const png = path.join(import.meta.dirname, '..', 'fixtures', 'sample', 'images', 'labeled', 'labeled_000001.png');
+  const enc = await readEncodedImage(png);
+  t.ok(Buffer.from(enc.bytes).equals(readFileSync(png)), 'the same bytes as readFileSync');
+  t.same([enc.where, enc.header.format], [png, 'png']);
+  await t.rejects(readEncodedImage(path.dirname(png)), { message: /is a directory, not an image: .*labeled$/ });
+  await t.rejects(readEncodedImage(`${png}.missing`), { message: /file not found: .*labeled_000001\.png\.missing/ });
+});

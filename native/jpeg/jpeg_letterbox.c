@@ -30,6 +30,19 @@
 // image, mirrored left-right when flip is 1, has its top-left pixel at canvas
 // (offsetX, offsetY), either of which may be negative (a crop). The callback
 // gets null when `out` holds the view, or the reason the fast path declined.
+//
+//   readFile(path: string, maxBytes: number,
+//            callback(err, bytes: Buffer | null, code: string | null, size))
+// reads a whole file in one trip to the pool (open, fstat, read, close),
+// where Node's fs takes four, each needing the main thread between them: in
+// the training loader the main thread is the train step's, so every hop is
+// an event-loop turn the loader waits for. `code` is the errno name
+// (ENOENT, EISDIR, EACCES, …) or "EFBIG" when the file is over maxBytes
+// (then nothing is read and `size` is its size).
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <node_api.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -561,10 +574,131 @@ static napi_value view(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+typedef struct {
+  napi_async_work work;
+  napi_ref callback_ref;
+  char *path;
+  double max_bytes;
+  unsigned char *data;
+  size_t size;
+  int err, too_big;
+} ReadJob;
+
+static void read_execute(napi_env env, void *data) {
+  (void)env;
+  ReadJob *job = data;
+  int fd = open(job->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    job->err = errno;
+    return;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) job->err = errno;
+  else if (S_ISDIR(st.st_mode)) job->err = EISDIR;
+  else if ((double)st.st_size > job->max_bytes) {
+    job->too_big = 1;
+    job->size = (size_t)st.st_size;
+  } else if (!(job->data = malloc(st.st_size > 0 ? (size_t)st.st_size : 1))) {
+    job->err = ENOMEM;
+  } else {
+    size_t want = (size_t)st.st_size, got = 0;
+    while (got < want) {
+      ssize_t n = read(fd, job->data + got, want - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        job->err = errno;
+        break;
+      }
+      if (n == 0) break;
+      got += (size_t)n;
+    }
+    job->size = got;
+  }
+  close(fd);
+}
+
+static void free_bytes(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static const char *errno_name(int e) {
+  switch (e) {
+    case ENOENT: return "ENOENT";
+    case EISDIR: return "EISDIR";
+    case EACCES: return "EACCES";
+    case ENOTDIR: return "ENOTDIR";
+    case ENOMEM: return "ENOMEM";
+    default: return strerror(e);
+  }
+}
+
+static void read_complete(napi_env env, napi_status status, void *data) {
+  ReadJob *job = data;
+  napi_value callback, global, args[4];
+  napi_get_reference_value(env, job->callback_ref, &callback);
+  napi_get_global(env, &global);
+  napi_get_null(env, &args[0]);
+  napi_get_null(env, &args[1]);
+  napi_get_null(env, &args[2]);
+  napi_create_double(env, (double)job->size, &args[3]);
+  if (status != napi_ok) {
+    napi_value msg;
+    napi_create_string_utf8(env, "casl decode addon: the read was cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &args[0]);
+    free(job->data);
+  } else if (job->too_big) {
+    napi_create_string_utf8(env, "EFBIG", NAPI_AUTO_LENGTH, &args[2]);
+  } else if (job->err) {
+    napi_create_string_utf8(env, errno_name(job->err), NAPI_AUTO_LENGTH, &args[2]);
+    free(job->data);
+  } else if (napi_create_external_buffer(env, job->size, job->data, free_bytes, NULL, &args[1]) != napi_ok) {
+    free(job->data);
+    napi_create_string_utf8(env, "ENOMEM", NAPI_AUTO_LENGTH, &args[2]);
+  }
+  napi_delete_reference(env, job->callback_ref);
+  napi_delete_async_work(env, job->work);
+  free(job->path);
+  free(job);
+  napi_call_function(env, global, callback, 4, args, NULL);
+}
+
+static napi_value read_file(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_valuetype types[3] = {napi_undefined, napi_undefined, napi_undefined};
+  for (size_t i = 0; i < argc && i < 3; i++) napi_typeof(env, argv[i], &types[i]);
+  if (argc != 3 || types[0] != napi_string || types[1] != napi_number || types[2] != napi_function) {
+    return throw_type(env, "readFile(path: string, maxBytes: number, callback): 3 arguments");
+  }
+  size_t len;
+  napi_get_value_string_utf8(env, argv[0], NULL, 0, &len);
+  ReadJob *job = calloc(1, sizeof(ReadJob));
+  char *path = malloc(len + 1);
+  if (!job || !path) {
+    free(job);
+    free(path);
+    return throw_type(env, "readFile: out of memory");
+  }
+  napi_get_value_string_utf8(env, argv[0], path, len + 1, &len);
+  job->path = path;
+  napi_get_value_double(env, argv[1], &job->max_bytes);
+  napi_value name;
+  napi_create_string_utf8(env, "casl:read-file", NAPI_AUTO_LENGTH, &name);
+  napi_create_reference(env, argv[2], 1, &job->callback_ref);
+  napi_create_async_work(env, NULL, name, read_execute, read_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "view", NAPI_AUTO_LENGTH, view, NULL, &fn);
   napi_set_named_property(env, exports, "view", fn);
+  napi_create_function(env, "readFile", NAPI_AUTO_LENGTH, read_file, NULL, &fn);
+  napi_set_named_property(env, exports, "readFile", fn);
   return exports;
 }
 
