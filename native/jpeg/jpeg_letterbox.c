@@ -483,28 +483,40 @@ static void execute(napi_env env, void *data) {
   free(pixels);
 }
 
+/* The first callback argument: null, or an Error when the work was cancelled. */
+static napi_value work_error(napi_env env, napi_status status) {
+  napi_value v, msg;
+  if (status == napi_ok) {
+    napi_get_null(env, &v);
+  } else {
+    napi_create_string_utf8(env, "casl decode addon: the work was cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &v);
+  }
+  return v;
+}
+
+/* Releases the async work and the callback's reference, then calls it. */
+static void call_back(napi_env env, napi_ref callback_ref, napi_async_work work, size_t argc, napi_value *args) {
+  napi_value callback, global;
+  napi_get_reference_value(env, callback_ref, &callback);
+  napi_get_global(env, &global);
+  napi_delete_reference(env, callback_ref);
+  napi_delete_async_work(env, work);
+  napi_call_function(env, global, callback, argc, args, NULL);
+}
+
 static void complete(napi_env env, napi_status status, void *data) {
   Job *job = data;
-  napi_value callback, global, args[2];
-  napi_get_reference_value(env, job->callback_ref, &callback);
-  napi_get_global(env, &global);
-  napi_get_null(env, &args[0]);
-  if (status != napi_ok) {
-    napi_value msg;
-    napi_create_string_utf8(env, "casl decode addon: the work was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &args[0]);
-    napi_get_null(env, &args[1]);
-  } else if (job->declined[0]) {
-    napi_create_string_utf8(env, job->declined, NAPI_AUTO_LENGTH, &args[1]);
-  } else {
-    napi_get_null(env, &args[1]);
-  }
+  napi_value args[2];
+  args[0] = work_error(env, status);
+  if (status == napi_ok && job->declined[0]) napi_create_string_utf8(env, job->declined, NAPI_AUTO_LENGTH, &args[1]);
+  else napi_get_null(env, &args[1]);
   napi_delete_reference(env, job->bytes_ref);
   napi_delete_reference(env, job->out_ref);
-  napi_delete_reference(env, job->callback_ref);
-  napi_delete_async_work(env, job->work);
+  napi_ref callback_ref = job->callback_ref;
+  napi_async_work work = job->work;
   free(job);
-  napi_call_function(env, global, callback, 2, args, NULL);
+  call_back(env, callback_ref, work, 2, args);
 }
 
 static napi_value throw_type(napi_env env, const char *msg) {
@@ -636,17 +648,12 @@ static const char *errno_name(int e) {
 
 static void read_complete(napi_env env, napi_status status, void *data) {
   ReadJob *job = data;
-  napi_value callback, global, args[4];
-  napi_get_reference_value(env, job->callback_ref, &callback);
-  napi_get_global(env, &global);
-  napi_get_null(env, &args[0]);
+  napi_value args[4];
+  args[0] = work_error(env, status);
   napi_get_null(env, &args[1]);
   napi_get_null(env, &args[2]);
   napi_create_double(env, (double)job->size, &args[3]);
   if (status != napi_ok) {
-    napi_value msg;
-    napi_create_string_utf8(env, "casl decode addon: the read was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &args[0]);
     free(job->data);
   } else if (job->too_big) {
     napi_create_string_utf8(env, "EFBIG", NAPI_AUTO_LENGTH, &args[2]);
@@ -657,11 +664,11 @@ static void read_complete(napi_env env, napi_status status, void *data) {
     free(job->data);
     napi_create_string_utf8(env, "ENOMEM", NAPI_AUTO_LENGTH, &args[2]);
   }
-  napi_delete_reference(env, job->callback_ref);
-  napi_delete_async_work(env, job->work);
+  napi_ref callback_ref = job->callback_ref;
+  napi_async_work work = job->work;
   free(job->path);
   free(job);
-  napi_call_function(env, global, callback, 4, args, NULL);
+  call_back(env, callback_ref, work, 4, args);
 }
 
 static napi_value read_file(napi_env env, napi_callback_info info) {
