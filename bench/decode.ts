@@ -229,7 +229,7 @@ async function peakRss(args: string[]): Promise<{ mb: number; lines: number; how
 
 export const benchmark: Benchmark = {
   name: 'decode',
-  summary: 'decode + letterbox of 640×480 JPEGs to 128×128 (casl at concurrency 1 and 2, Pillow beside it); casl ingest peak RSS over 20,000 files',
+  summary: 'decode + letterbox of 640×480 JPEGs and PNGs to 128×128 (casl at concurrency 1 and 2, its sharp path and Pillow beside it), training views (addon vs sharp); casl ingest peak RSS over 20,000 files',
   async run(opts) {
     const nPhotos = opts.quick ? 40 : 200;
     const passes = opts.quick ? 1 : 3;
