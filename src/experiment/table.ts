@@ -198,18 +198,27 @@ export function verdict(r: Results): string[] {
   const base = get('baseline');
   const ca = get('ca-ssl');
   const cs = get('cs-pseudo');
+  // The difference of the means in points, and the larger of the two rows' std (NaN with one seed).
+  const compare = (a: TableRow, b: TableRow): { d: number; maxStd: number; spread: string } => {
+    const d = 100 * (a.finetune.AP.mean - b.finetune.AP.mean);
+    const stds = [a.finetune.AP.std, b.finetune.AP.std].filter((x) => !Number.isNaN(x)).map((x) => 100 * x);
+    const maxStd = stds.length ? Math.max(...stds) : NaN;
+    const spread = Number.isNaN(maxStd) ? ' (one seed: no std)' : ` (larger std ${maxStd.toFixed(1)})`;
+    return { d, maxStd, spread };
+  };
+  const signed = (d: number) => `${d >= 0 ? '+' : ''}${d.toFixed(1)}`;
   const out: string[] = [];
   if (base && ca && base.seeds.length && ca.seeds.length) {
-    const d = 100 * (ca.finetune.AP.mean - base.finetune.AP.mean);
-    const stds = [ca.finetune.AP.std, base.finetune.AP.std].filter((x) => !Number.isNaN(x)).map((x) => 100 * x);
-    const maxStd = stds.length ? Math.max(...stds) : NaN;
+    const { d, maxStd, spread } = compare(ca, base);
     const ok = d >= 3 && (Number.isNaN(maxStd) ? false : d > maxStd);
-    out.push(`- CA-SSL − baseline: ${d >= 0 ? '+' : ''}${d.toFixed(1)} AP^det points${Number.isNaN(maxStd) ? ' (one seed: no std)' : ` (larger std ${maxStd.toFixed(1)})`}: `
+    out.push(`- CA-SSL − baseline: ${signed(d)} AP^det points${spread}: `
       + `${ok ? 'holds' : 'does NOT hold'} (the issue asks ≥ 3 points and more than the std).`);
   }
   if (ca && cs && ca.seeds.length && cs.seeds.length) {
-    const d = 100 * (ca.finetune.AP.mean - cs.finetune.AP.mean);
-    out.push(`- class-agnostic − class-specific pseudo-label warmup: ${d >= 0 ? '+' : ''}${d.toFixed(1)} AP^det points: ${d > 0 ? 'holds' : 'does NOT hold'}.`);
+    const { d, maxStd, spread } = compare(ca, cs);
+    const clear = !Number.isNaN(maxStd) && d > maxStd;
+    out.push(`- class-agnostic − class-specific pseudo-label warmup: ${signed(d)} AP^det points${spread}: `
+      + `${d > 0 ? (clear ? 'holds' : 'ahead, but not by more than the std') : 'does NOT hold'}.`);
   }
   return out;
 }
