@@ -5,6 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend } from '../model/backend/index.js';
+import { scaleBytes } from '../io/scale-bytes.js';
 import { type Detector, createDetector } from '../model/detector.js';
 import { assignFlatParams } from '../model/params.js';
 import { predict } from '../model/predict.js';
@@ -17,13 +18,6 @@ let det: Detector | undefined;
 // The model's input for the batch being computed, reused: tf.tensor copies
 // it onto the wasm heap, so the next batch can overwrite it.
 let input = new Float32Array(0);
-// byte / 255 as toFloat32 computes it (a double quotient rounded to float32),
-// looked up instead of divided: the same bits, without a division a value.
-const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
-
-function scaleBytes(src: Uint8Array, dst: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) dst[i] = UNIT[src[i]];
-}
 
 async function handle(msg: ToInferWorker): Promise<{ reply: FromInferWorker; transfer: ArrayBuffer[] }> {
   switch (msg.type) {
