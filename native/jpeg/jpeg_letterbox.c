@@ -132,55 +132,113 @@ typedef struct {
   int x0, y0, x1, y1;
 } Rect;
 
-/* Resizes src (sw × sh RGB) to dw × dh into dst (dw × dh × 3), computing
- * only the output pixels inside `r` (the part of the view on the canvas). */
-static int resize(const unsigned char *src, int sw, int sh, unsigned char *dst, int dw, int dh, Rect r) {
+/* Where resize writes: output pixel (x, y) goes to
+ * base + ((y + dy) · stride + x + dx) · 3, stride in pixels. */
+typedef struct {
+  unsigned char *base;
+  size_t stride;
+  int dx, dy;
+} Target;
+
+/* A pixel's three channels and a fourth lane that is thrown away: the
+ * horizontal filter does each pixel's channels in one SSE multiply and add,
+ * lane by lane the same single-precision operations as three scalar ones.
+ * aligned(4): loads and stores at any float. */
+typedef float v4f __attribute__((vector_size(16), aligned(4)));
+
+/* One source row through the horizontal filter: output columns x0…x1 into m
+ * (3 floats a pixel; the last pixel's fourth lane lands on m[3·(x1 − x0)],
+ * so m has one float to spare). The row's bytes c0…c1 (the columns those
+ * outputs read) are converted to float once into f (one float to spare),
+ * not once per tap: on an upscale every source pixel feeds two or more
+ * outputs. Each sum is the loop 0 + w0·p0 + w1·p1 + … in the same order. */
+static void filter_row(const unsigned char *row, const Coeffs *cx, int x0, int x1, int c0, int c1, float *restrict f, float *restrict m) {
+  int len = (c1 - c0) * 3;
+  for (int i = 0; i < len; i++) f[i] = row[c0 * 3 + i];
+  f[len] = 0;
+  for (int x = x0; x < x1; x++, m += 3) {
+    const float *w = cx->weights + (size_t)x * cx->taps;
+    const float *p = f + (size_t)(cx->first[x] - c0) * 3;
+    int n = cx->count[x];
+    /* Two and three taps (up- and mild downscales) unrolled: 0 + w0·p0 is w0·p0, bit for bit, as it is ≥ +0. */
+    if (n == 2) {
+      *(v4f *)m = w[0] * *(const v4f *)p + w[1] * *(const v4f *)(p + 3);
+    } else if (n == 3) {
+      *(v4f *)m = (w[0] * *(const v4f *)p + w[1] * *(const v4f *)(p + 3)) + w[2] * *(const v4f *)(p + 6);
+    } else {
+      v4f sum = {0, 0, 0, 0};
+      for (int k = 0; k < n; k++, p += 3) sum += w[k] * *(const v4f *)p;
+      *(v4f *)m = sum;
+    }
+  }
+}
+
+static unsigned char to_byte(float a) {
+  return a <= 0 ? 0 : a >= 255 ? 255 : (unsigned char)a;
+}
+
+/* Resizes src (sw × sh RGB) to dw × dh, computing only the output pixels
+ * inside `r` (the part of the view on the canvas), into `t`. Separable:
+ * each source row the outputs need goes through the horizontal filter once,
+ * into a ring of as many rows as the vertical filter has taps (output rows
+ * read ever later source rows), so the intermediate stays a few rows wide
+ * instead of the whole image of floats. */
+static int resize(const unsigned char *src, int sw, int sh, int dw, int dh, Rect r, Target t) {
   Coeffs cx = {0}, cy = {0};
   int cols = r.x1 - r.x0;
-  float *mid = NULL, *acc = NULL;
+  size_t n = (size_t)cols * 3, stride = n + 1; /* a ring row: filter_row writes one float past the pixels */
+  float *ring = NULL, *f = NULL, *acc = NULL;
   int ok = make_coeffs(sw, dw, &cx) && make_coeffs(sh, dh, &cy);
-  /* The source rows the output rows y0…y1 read (first[] rises with the output index). */
-  int row0 = ok ? cy.first[r.y0] : 0;
-  int row1 = ok ? cy.first[r.y1 - 1] + cy.count[r.y1 - 1] : 0;
+  /* The source columns the outputs x0…x1 read (first[] rises with the output index). */
+  int c0 = 0, c1 = 0;
   if (ok) {
-    mid = malloc(sizeof(float) * (size_t)cols * (row1 - row0) * 3);
-    acc = malloc(sizeof(float) * (size_t)cols * 3);
-    ok = mid && acc;
+    c0 = cx.first[r.x0];
+    for (int x = r.x0; x < r.x1; x++) if (cx.first[x] + cx.count[x] > c1) c1 = cx.first[x] + cx.count[x];
+    if (c1 < c0) c1 = c0;
+    ring = malloc(sizeof(float) * stride * cy.taps);
+    f = malloc(sizeof(float) * ((size_t)(c1 - c0) * 3 + 1));
+    acc = malloc(sizeof(float) * n);
+    ok = ring && f && acc;
   }
   if (ok) {
-    for (int y = row0; y < row1; y++) {
-      const unsigned char *row = src + (size_t)y * sw * 3;
-      float *m = mid + (size_t)(y - row0) * cols * 3;
-      for (int x = r.x0; x < r.x1; x++, m += 3) {
-        const float *w = cx.weights + x * cx.taps;
-        const unsigned char *p = row + cx.first[x] * 3;
-        float red = 0, green = 0, blue = 0;
-        for (int k = 0; k < cx.count[x]; k++, p += 3) {
-          red += w[k] * p[0];
-          green += w[k] * p[1];
-          blue += w[k] * p[2];
-        }
-        m[0] = red;
-        m[1] = green;
-        m[2] = blue;
-      }
-    }
-    /* Row by row, so the inner loop runs over a whole row and vectorises. */
-    size_t n = (size_t)cols * 3;
+    int next = 0; /* the next source row to filter */
     for (int y = r.y0; y < r.y1; y++) {
+      int first = cy.first[y], count = cy.count[y];
+      if (next < first) next = first;
+      for (; next < first + count; next++) {
+        filter_row(src + (size_t)next * sw * 3, &cx, r.x0, r.x1, c0, c1, f, ring + (size_t)(next % cy.taps) * stride);
+      }
+      const float *w = cy.weights + (size_t)y * cy.taps;
+      unsigned char *d = t.base + ((size_t)(y + t.dy) * t.stride + r.x0 + t.dx) * 3;
+      /* Row by row, so the inner loops run over a whole row and vectorise;
+       * the same sums as 0.5 + w0·m0 + w1·m1 + … in that order. */
+      if (count == 2) {
+        const float *restrict m0 = ring + (size_t)(first % cy.taps) * stride;
+        const float *restrict m1 = ring + (size_t)((first + 1) % cy.taps) * stride;
+        float w0 = w[0], w1 = w[1];
+        for (size_t i = 0; i < n; i++) d[i] = to_byte((0.5f + w0 * m0[i]) + w1 * m1[i]);
+        continue;
+      }
+      if (count == 3) {
+        const float *restrict m0 = ring + (size_t)(first % cy.taps) * stride;
+        const float *restrict m1 = ring + (size_t)((first + 1) % cy.taps) * stride;
+        const float *restrict m2 = ring + (size_t)((first + 2) % cy.taps) * stride;
+        float w0 = w[0], w1 = w[1], w2 = w[2];
+        for (size_t i = 0; i < n; i++) d[i] = to_byte(((0.5f + w0 * m0[i]) + w1 * m1[i]) + w2 * m2[i]);
+        continue;
+      }
       float *restrict a = acc;
-      const float *w = cy.weights + y * cy.taps;
       for (size_t i = 0; i < n; i++) a[i] = 0.5f;
-      for (int k = 0; k < cy.count[y]; k++) {
-        const float *restrict m = mid + (size_t)(cy.first[y] + k - row0) * n;
+      for (int k = 0; k < count; k++) {
+        const float *restrict m = ring + (size_t)((first + k) % cy.taps) * stride;
         float wk = w[k];
         for (size_t i = 0; i < n; i++) a[i] += wk * m[i];
       }
-      unsigned char *d = dst + ((size_t)y * dw + r.x0) * 3;
-      for (size_t i = 0; i < n; i++) d[i] = a[i] <= 0 ? 0 : a[i] >= 255 ? 255 : (unsigned char)a[i];
+      for (size_t i = 0; i < n; i++) d[i] = to_byte(a[i]);
     }
   }
-  free(mid);
+  free(ring);
+  free(f);
   free(acc);
   free_coeffs(&cx);
   free_coeffs(&cy);
@@ -471,13 +529,20 @@ static void execute(napi_env env, void *data) {
     if (sw == tw && sh == th) {
       place(job, pixels, tw, th, canvas);
     } else {
-      unsigned char *resized = malloc((size_t)tw * th * 3);
-      if (!resized || !resize(pixels, sw, sh, resized, tw, th, stored)) {
-        snprintf(job->declined, sizeof job->declined, "out of memory resizing %d×%d to %d×%d", sw, sh, tw, th);
+      if (job->orientation == 1 && !job->flip) {
+        /* Unturned: straight onto the canvas, the stored frame being the canvas's shifted by the offset. */
+        Target t = {job->out, (size_t)job->canvas_width, job->offset_x, job->offset_y};
+        if (!resize(pixels, sw, sh, tw, th, stored, t)) snprintf(job->declined, sizeof job->declined, "out of memory resizing %d×%d to %d×%d", sw, sh, tw, th);
       } else {
-        place(job, resized, tw, th, canvas);
+        unsigned char *resized = malloc((size_t)tw * th * 3);
+        Target t = {resized, (size_t)tw, 0, 0};
+        if (!resized || !resize(pixels, sw, sh, tw, th, stored, t)) {
+          snprintf(job->declined, sizeof job->declined, "out of memory resizing %d×%d to %d×%d", sw, sh, tw, th);
+        } else {
+          place(job, resized, tw, th, canvas);
+        }
+        free(resized);
       }
-      free(resized);
     }
   }
   free(pixels);
