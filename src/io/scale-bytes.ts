@@ -1,5 +1,6 @@
-// Bytes → the model's [0, 1] floats, shared by toFloat32 (io/decode.ts) and
-// the inference worker (label/infer-worker.ts), which must not load sharp.
+// Bytes → the model's [0, 1] floats for toFloat32 (io/decode.ts). The
+// inference worker makes the same floats on the wasm heap instead
+// (label/input-tensor.ts).
 
 /** v / 255 as float32, for every byte v. */
 const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);

@@ -4,24 +4,17 @@
 // order received, handing the pixel buffer back with the detections.
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend } from '../model/backend/index.js';
-import { scaleBytes } from '../io/scale-bytes.js';
 import { type Detector, createDetector } from '../model/detector.js';
 import { assignFlatParams } from '../model/params.js';
 import { predict } from '../model/predict.js';
 import type { FromInferWorker, ToInferWorker } from './infer-pool.js';
+import { inputFromBytes } from './input-tensor.js';
 
 if (!parentPort) throw new Error('src/label/infer-worker is a worker_threads script, started by InferencePool');
 const port = parentPort;
 
 let det: Detector | undefined;
-
-/** The parts of tfjs-backend-wasm's BackendWasm that place a tensor on its heap. */
-interface WasmHeap {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
 
 async function handle(msg: ToInferWorker): Promise<{ reply: FromInferWorker; transfer: ArrayBuffer[] }> {
   switch (msg.type) {
@@ -35,18 +28,9 @@ async function handle(msg: ToInferWorker): Promise<{ reply: FromInferWorker; tra
     case 'predict': {
       if (!det) throw new Error('predict before init');
       const t0 = performance.now();
-      const S = det.config.inputSize;
-      const size = msg.n * S * S * 3;
-      if (msg.pixels.length < size) throw new Error(`predict: ${msg.pixels.length} bytes for ${msg.n} images of ${S} × ${S} × 3`);
-      // The floats are written where the model reads them, on the wasm heap,
-      // instead of into an array tf.tensor4d would then copy there (12.6 MB
-      // a batch of sixteen 256² images).
-      const heap = tf.backend() as unknown as WasmHeap;
-      const info = heap.makeOutput([msg.n, S, S, 3], 'float32');
-      const images = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor4D;
+      const images = inputFromBytes(msg.pixels, msg.n, det.config.inputSize);
       let dets;
       try {
-        scaleBytes(msg.pixels, heap.typedArrayFromHeap(info), size);
         dets = await predict(det, images);
       } finally {
         images.dispose();
