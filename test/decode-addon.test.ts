@@ -177,3 +177,28 @@ t.test('what the addon cannot decode as sharp does is declined and decoded by sh
   const lying = { ...header, storedWidth: 161, width: 161 };
   t.match(await addonLetterbox(good, lying, planLetterbox(161, 120, 64)), { declined: /libjpeg reads 160×120, the header said 161×120/ }, 'a header the decoder disagrees with: declined');
 });
+
+// decodeImages may hand the addon a recycled canvas (CanvasPool): the view
+// must not depend on what the buffer held, padding included.
+t.test('a recycled canvas gives the same letterbox as a new one', { skip }, async (t) => {
+  const { CanvasPool } = await import('../src/io/decode.js');
+  const S = 96;
+  const pool = new CanvasPool(1);
+  const garbage = new Uint8Array(S * S * 3).fill(0xab);
+  const cases: [string, Buffer][] = [
+    ['wide JPEG (padding below)', await jpeg(200, 90)],
+    ['tall JPEG with orientation 6 (padding right)', await jpeg(90, 200, { orientation: 6 })],
+    ['small PNG, upscaled', await sharp(photo(40, 30, 3), { raw: { width: 40, height: 30, channels: 3 } }).png().toBuffer()],
+  ];
+  for (const [what, bytes] of cases) {
+    const header = await readImageHeader(bytes);
+    const plan = planLetterbox(header.width, header.height, S);
+    const fresh = await addonLetterbox(bytes, header, plan);
+    pool.give(garbage.fill(0xab));
+    const recycled = await addonLetterbox(bytes, header, plan, { canvases: pool });
+    t.ok('data' in fresh && 'data' in recycled, `${what}: decoded by the addon`);
+    if (!('data' in fresh) || !('data' in recycled)) continue;
+    t.equal(recycled.data, garbage, `${what}: the pool's canvas was used`);
+    t.ok(Buffer.from(recycled.data).equals(Buffer.from(fresh.data)), `${what}: same bytes as a new canvas`);
+  }
+});

@@ -23,10 +23,12 @@
 //   view(bytes: Uint8Array, out: Uint8Array, canvasWidth, canvasHeight,
 //        width, height, orientation, storedWidth, storedHeight,
 //        flip, offsetX, offsetY, callback(err, declined: string | null))
-// `out` is the zeroed canvasWidth × canvasHeight × 3 canvas; width × height
-// is the resized image in the oriented frame, orientation the EXIF value to
-// apply (1 = none), storedWidth × storedHeight the size the caller read from
-// the header and planned with (the decoder must agree); the oriented, resized
+// `out` is the canvasWidth × canvasHeight × 3 canvas, every byte of which
+// is written (what the view does not cover, zero), so it may be a recycled
+// buffer; width × height is the resized image in the oriented frame,
+// orientation the EXIF value to apply (1 = none), storedWidth × storedHeight
+// the size the caller read from the header and planned with (the decoder
+// must agree); the oriented, resized
 // image, mirrored left-right when flip is 1, has its top-left pixel at canvas
 // (offsetX, offsetY), either of which may be negative (a crop). The callback
 // gets null when `out` holds the view, or the reason the fast path declined.
@@ -514,6 +516,24 @@ static int is_png(const unsigned char *b, size_t n) {
   return n >= 8 && png_sig_cmp(b, 0, 8) == 0;
 }
 
+/* Zeroes the canvas outside `canvas` (all of it when that is empty), so the
+ * caller may hand in a recycled buffer: with the view written inside, every
+ * byte is set. */
+static void clear_outside(const Job *job, Rect canvas) {
+  size_t row = (size_t)job->canvas_width * 3;
+  unsigned char *out = job->out;
+  if (canvas.x1 <= canvas.x0) {
+    memset(out, 0, row * job->canvas_height);
+    return;
+  }
+  memset(out, 0, row * canvas.y0);
+  for (int y = canvas.y0; y < canvas.y1; y++) {
+    memset(out + y * row, 0, (size_t)canvas.x0 * 3);
+    memset(out + y * row + (size_t)canvas.x1 * 3, 0, (size_t)(job->canvas_width - canvas.x1) * 3);
+  }
+  memset(out + canvas.y1 * row, 0, row * (job->canvas_height - canvas.y1));
+}
+
 static void execute(napi_env env, void *data) {
   (void)env;
   Job *job = data;
@@ -525,6 +545,7 @@ static void execute(napi_env env, void *data) {
   if (!pixels) return;
   Rect canvas, stored;
   plan_view(job, &canvas, &stored);
+  clear_outside(job, canvas);
   if (canvas.x1 > canvas.x0) {
     if (sw == tw && sh == th) {
       place(job, pixels, tw, th, canvas);

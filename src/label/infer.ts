@@ -21,7 +21,7 @@
 // shift the meaning of δ with V.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Instance, PredictionMeta, PredictionRecord } from '../records.js';
-import type { DecodedRecord, RgbImage } from '../io/decode.js';
+import type { CanvasPool, DecodedRecord, RgbImage } from '../io/decode.js';
 import { toFloat32 } from '../io/decode.js';
 import { type Detector, disposeOutput, forward } from '../model/detector.js';
 import { makePoints, type Points } from '../model/points.js';
@@ -59,6 +59,12 @@ export interface InferOptions {
    * Box models only: CondInst's masks need the head's outputs here.
    */
   pool?: InferencePool;
+  /**
+   * The pool the decoder took the records' canvases from: each goes back
+   * once its pixels are copied into a batch (the records' `image` must not
+   * be read after that; no one downstream of this stage does).
+   */
+  canvases?: CanvasPool;
 }
 
 /** Whether an InferencePool can run `det`: box models on the wasm backend (the workers' backend). */
@@ -170,6 +176,12 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
     return { dets, masks };
   };
 
+  // The decoder's S × S canvases, copied into the batch, are free again.
+  const giveBack = (recs: DecodedRecord[]) => {
+    if (!opts.canvases) return;
+    for (const r of recs) if (r.image.data.length === S * S * 3) opts.canvases.give(r.image.data);
+  };
+
   const runBatch = async (recs: DecodedRecord[]): Promise<PredictionRecord[]> => {
     const views = recs.map((r) => viewsOf(r, S, opts.aug, V, opts.seed));
     // A batch of one view computes slightly differently (last-bit float
@@ -190,10 +202,12 @@ export function inferImages(opts: InferOptions): Stage<OrError<DecodedRecord>, O
         bytes.set(v.image.data, i * size);
       });
       bytes.fill(0, recs.length * V * size, n * size);
+      giveBack(recs);
       dets = await pool.predict(bytes, n);
     } else {
       const pixels = new Float32Array(n * size);
       views.flat().forEach((v, i) => toFloat32(v.image, pixels, i * size));
+      giveBack(recs);
       ({ dets, masks } = await onThisThread(pixels, n));
     }
     return recs.map((rec, i) => {

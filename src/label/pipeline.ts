@@ -9,7 +9,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import _ from 'highland';
 import type { ErrorRecord, ImageRecord, PredictionRecord } from '../records.js';
 import { isErrorRecord } from '../records.js';
-import { decodeImages } from '../io/decode.js';
+import { CanvasPool, decodeImages } from '../io/decode.js';
 import { type Detector, loadDetector } from '../model/index.js';
 import { describeBackend, initBackend } from '../model/backend/index.js';
 import type { PolicyName } from '../augment/policy.js';
@@ -72,8 +72,10 @@ export function predictImages(labeler: Labeler, opts: PredictOptions): Stage<OrE
   // Without test-time views the decoder letterboxes in one sharp pipeline
   // (the fast path); views are resampled from the full-resolution image.
   const fastPath = opts.aug === 'none' && opts.views === 1;
+  // The letterboxed canvases circulate between the decoder and the batches.
+  const canvases = fastPath ? new CanvasPool() : undefined;
   return (s) => s
-    .through(decodeImages({ root: opts.root, size: fastPath ? S : undefined, concurrency: opts.decodeConcurrency, maxPixels: opts.maxPixels }))
+    .through(decodeImages({ root: opts.root, size: fastPath ? S : undefined, concurrency: opts.decodeConcurrency, maxPixels: opts.maxPixels, canvases }))
     .through(inferImages({
       detector: labeler.det,
       batchSize: opts.batch,
@@ -82,6 +84,7 @@ export function predictImages(labeler: Labeler, opts: PredictOptions): Stage<OrE
       seed: opts.seed,
       minScore: opts.minScore,
       pool: labeler.pool,
+      canvases,
       categoryIds: labeler.categoryIds,
       meta: { model: labeler.modelHash, backend: labeler.backend },
     }));
