@@ -803,6 +803,10 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "view", fn);
   napi_create_function(env, "readFile", NAPI_AUTO_LENGTH, read_file, NULL, &fn);
   napi_set_named_property(env, exports, "readFile", fn);
+  /* view() writes every byte of `out`: an older build needs a zeroed canvas. */
+  napi_value yes;
+  napi_get_boolean(env, true, &yes);
+  napi_set_named_property(env, exports, "writesWholeCanvas", yes);
   return exports;
 }
 

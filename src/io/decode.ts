@@ -79,6 +79,8 @@ interface JpegAddon {
   ): void;
   /** The whole file in one trip to libuv's pool; `code` is the errno name, or EFBIG over maxBytes. */
   readFile(path: string, maxBytes: number, callback: (err: Error | null, bytes: Buffer | null, code: string | null, size: number) => void): void;
+  /** True when view() writes every byte of `out` (zeroes what the view does not cover); older builds need a zeroed canvas. */
+  writesWholeCanvas?: boolean;
 }
 
 const ADDON_FILE = path.join(PROJECT_ROOT, 'native', 'jpeg', 'build', 'Release', 'casl_jpeg.node');
@@ -408,6 +410,9 @@ export async function addonView(bytes: Uint8Array, header: ImageHeader, p: ViewP
   if (header.format !== 'jpeg' && header.format !== 'png') return { declined: `${header.format}: the addon decodes JPEG and PNG only` };
   const n = p.canvasWidth * p.canvasHeight * 3;
   const data = opts.canvases ? opts.canvases.take(n) : new Uint8Array(n);
+  // An addon built before it cleared the canvas itself (a checkout whose
+  // native/jpeg was not rebuilt) would leave a recycled canvas's old pixels.
+  if (opts.canvases && addon.writesWholeCanvas !== true) data.fill(0);
   const orientation = opts.exifOrientation === false ? 1 : header.orientation;
   const declined = await new Promise<string | null>((resolve, reject) => {
     addon.view(bytes, data, p.canvasWidth, p.canvasHeight, p.width, p.height, orientation, header.storedWidth, header.storedHeight,
