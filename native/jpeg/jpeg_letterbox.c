@@ -561,20 +561,18 @@ static void execute(napi_env env, void *data) {
     if (sw == tw && sh == th) {
       place(job, pixels, tw, th, canvas);
     } else {
-      if (job->orientation == 1 && !job->flip) {
-        /* Unturned: straight onto the canvas, the stored frame being the canvas's shifted by the offset. */
-        Target t = {job->out, (size_t)job->canvas_width, job->offset_x, job->offset_y};
-        if (!resize(pixels, sw, sh, tw, th, stored, t)) snprintf(job->declined, sizeof job->declined, "out of memory resizing %d×%d to %d×%d", sw, sh, tw, th);
-      } else {
-        unsigned char *resized = malloc((size_t)tw * th * 3);
-        Target t = {resized, (size_t)tw, 0, 0};
-        if (!resized || !resize(pixels, sw, sh, tw, th, stored, t)) {
-          snprintf(job->declined, sizeof job->declined, "out of memory resizing %d×%d to %d×%d", sw, sh, tw, th);
-        } else {
-          place(job, resized, tw, th, canvas);
-        }
-        free(resized);
+      /* Unturned views resize straight onto the canvas (the stored frame is
+       * the canvas's, shifted by the offset); turned or mirrored ones into a
+       * buffer that place() then orients. */
+      int direct = job->orientation == 1 && !job->flip;
+      unsigned char *resized = direct ? NULL : malloc((size_t)tw * th * 3);
+      Target t = direct ? (Target){job->out, (size_t)job->canvas_width, job->offset_x, job->offset_y} : (Target){resized, (size_t)tw, 0, 0};
+      if (!t.base || !resize(pixels, sw, sh, tw, th, stored, t)) {
+        snprintf(job->declined, sizeof job->declined, "out of memory resizing %d×%d to %d×%d", sw, sh, tw, th);
+      } else if (!direct) {
+        place(job, resized, tw, th, canvas);
       }
+      free(resized);
     }
   }
   free(pixels);

@@ -466,7 +466,6 @@ export function toFloat32(img: RgbImage, out?: Float32Array, offset = 0): Float3
   return dst;
 }
 
-
 /** An image record after decoding: its fields, the pixels, and how they map to the original. */
 export interface DecodedRecord extends ImageRecord {
   /** Original size, EXIF orientation applied (the size annotations are in). */

@@ -10,9 +10,10 @@ const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 /**
  * dst[i] = src[i] / 255 for the first n bytes: one table lookup a byte, the
  * same float32 bits as the division at a tenth of its cost. Bytes are read
- * four at a time when `src` starts on a 4-byte boundary (the inference
- * batches do): a quarter of the loads, about 25 % less CPU (a batch of
- * sixteen 256² images: 7.5 against 9–10 ms).
+ * four at a time when `src` starts on a 4-byte boundary (decoded canvases
+ * do): a quarter of the loads, about 25 % less CPU (measured when the
+ * inference worker still used it: a batch of sixteen 256² images, 7.5
+ * against 9–10 ms).
  */
 export function scaleBytes(src: Uint8Array, dst: Float32Array, n: number): void {
   let i = 0;
