@@ -116,6 +116,37 @@ t.test('runner: once, then cached; an unfinished stage re-runs; a failure skips 
   t.equal(out.get('finetune/ca-gt/seed-1')!.status, 'done');
 });
 
+t.test('runner with jobs: never more than that many at once, inputs always first, each stage once', async (t) => {
+  const runs = mkdtempSync(path.join(tmpdir(), 'casl-exp-'));
+  const fixtures = path.join(runs, 'fx');
+  mkdirSync(fixtures);
+  writeFileSync(path.join(fixtures, 'fixtures.json'), JSON.stringify({ seed: 1, labeled: 3 }));
+  t.teardown(() => rmSync(runs, { recursive: true, force: true }));
+  const plan = buildPlan(profile, bases());
+  const finished = new Set<string>();
+  const ran: string[] = [];
+  let running = 0;
+  let peak = 0;
+  const execute = async (s: StageSpec, dir: string) => {
+    running += 1;
+    peak = Math.max(peak, running);
+    for (const id of Object.values(s.deps)) if (id !== 'fixtures') t.ok(finished.has(id), `${s.id} starts after its input ${id}`);
+    ran.push(s.id);
+    await new Promise((r) => setTimeout(r, 2 + (ran.length % 3)));
+    writeFileSync(path.join(dir, 'out.txt'), s.id);
+    finished.add(s.id);
+    // A stage sharing another's key finishes with it.
+    const key = planKeys(plan.stages, 'x');
+    for (const x of plan.stages) if (key.get(x.id) === key.get(s.id)) finished.add(x.id);
+    running -= 1;
+  };
+  const out = await runPlan(plan, { runsDir: runs, fixturesDir: fixtures, execute, jobs: 2 });
+  t.equal(peak, 2, 'two at once, never three');
+  t.equal(ran.length, new Set(planKeys(plan.stages, 'x').values()).size - 1, 'every distinct stage once');
+  t.same([...out.keys()], plan.stages.map((s) => s.id), 'outcomes in plan order');
+  t.ok([...out.values()].every((o) => o.status === 'done' || o.status === 'cached'));
+});
+
 t.test('the profiles in pipelines/ca-ssl.yaml load; bad keys are named', async (t) => {
   for (const name of ['quick', 'full', 'smoke']) t.equal(loadProfile(pipelineFile('ca-ssl'), name).name, name);
   const dir = mkdtempSync(path.join(tmpdir(), 'casl-prof-'));

@@ -1,8 +1,9 @@
-// Runs a plan's stages in order, each once: a stage whose directory holds a
-// done.json is taken from the cache; one that was started and cut off is
-// run again in the same directory (its command resumes); a stage whose input
-// failed is skipped, the others go on, so one crash costs only what depends
-// on it.
+// Runs a plan's stages, each once, up to `jobs` at a time: a stage starts
+// when its inputs are finished (plan order breaks ties), a stage whose
+// directory holds a done.json is taken from the cache; one that was started
+// and cut off is run again in the same directory (its command resumes); a
+// stage whose input failed is skipped, the others go on, so one crash costs
+// only what depends on it.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fixturesKey, planKeys, readDone, stageDir, writeDone } from './cache.js';
@@ -28,6 +29,25 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Only report what would run. */
   dryRun?: boolean;
+  /** Stages executing at once (default 1). */
+  jobs?: number;
+}
+
+/** At most n holders at once, granted in the order they asked. */
+function slots(n: number): <T>(f: () => Promise<T>) => Promise<T> {
+  let free = n;
+  const waiting: (() => void)[] = [];
+  return async (f) => {
+    if (free > 0) free -= 1;
+    else await new Promise<void>((r) => waiting.push(r));
+    try {
+      return await f();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else free += 1;
+    }
+  };
 }
 
 export async function runPlan(plan: Plan, o: RunOptions): Promise<Map<string, Outcome>> {
@@ -39,43 +59,37 @@ export async function runPlan(plan: Plan, o: RunOptions): Promise<Map<string, Ou
     await o.execute(fixtures, o.fixturesDir, {});
   }
   const keys = planKeys(plan.stages, fixtures ? fixturesKey(o.fixturesDir, fixtures.config) : '');
-  const byKey = new Map<string, Outcome>();
-  const out = new Map<string, Outcome>();
+  const slot = slots(Math.max(1, o.jobs ?? 1));
+  // Every stage's outcome as a promise, made in plan order: inputs come
+  // before the stages that read them, so their promises already exist.
+  const byKey = new Map<string, Promise<Outcome>>();
+  const byId = new Map<string, Promise<Outcome>>();
   const total = plan.stages.length;
-  let i = 0;
-  for (const s of plan.stages) {
-    i += 1;
-    const key = keys.get(s.id)!;
-    if (s.kind === 'fixtures') {
-      out.set(s.id, { id: s.id, key, dir: o.fixturesDir, status: 'cached', seconds: 0 });
-      continue;
-    }
-    const same = byKey.get(key);
-    if (same) {
-      out.set(s.id, { ...same, id: s.id });
-      log(`[${i}/${total}] ${s.id}: the same stage as ${same.id}`);
-      continue;
-    }
+
+  const runOne = async (s: StageSpec, i: number, key: string): Promise<Outcome> => {
     const dir = stageDir(o.runsDir, s.kind, key);
     const inputs: Record<string, string> = {};
     let blocked: string | undefined;
     for (const [role, id] of Object.entries(s.deps)) {
-      const d = out.get(id)!;
+      const d = await byId.get(id)!;
       if (d.status === 'failed' || d.status === 'skipped') blocked = id;
       inputs[role] = d.dir;
     }
-    let r: Outcome;
     const done = readDone(dir);
     if (done) {
-      r = { id: s.id, key, dir, status: 'cached', seconds: done.seconds };
       log(`[${i}/${total}] ${s.id}: cached (${path.relative(o.runsDir, dir)})`);
-    } else if (o.dryRun) {
-      r = { id: s.id, key, dir, status: 'skipped', seconds: 0, error: 'dry run' };
+      return { id: s.id, key, dir, status: 'cached', seconds: done.seconds };
+    }
+    if (o.dryRun) {
       log(`[${i}/${total}] ${s.id}: would run in ${path.relative(o.runsDir, dir)}${existsSync(dir) ? ' (resuming)' : ''}`);
-    } else if (blocked) {
-      r = { id: s.id, key, dir, status: 'skipped', seconds: 0, error: `its input ${blocked} did not finish` };
-      log(`[${i}/${total}] ${s.id}: skipped, ${r.error}`);
-    } else {
+      return { id: s.id, key, dir, status: 'skipped', seconds: 0, error: 'dry run' };
+    }
+    if (blocked) {
+      const error = `its input ${blocked} did not finish`;
+      log(`[${i}/${total}] ${s.id}: skipped, ${error}`);
+      return { id: s.id, key, dir, status: 'skipped', seconds: 0, error };
+    }
+    return slot(async () => {
       const resuming = existsSync(dir);
       mkdirSync(dir, { recursive: true });
       const depKeys = Object.fromEntries(Object.entries(s.deps).map(([role, id]) => [role, keys.get(id)!]));
@@ -86,15 +100,37 @@ export async function runPlan(plan: Plan, o: RunOptions): Promise<Map<string, Ou
         await o.execute(s, dir, inputs);
         const seconds = (performance.now() - t0) / 1000;
         writeDone(dir, { id: s.id, kind: s.kind, key, config: s.config, deps: depKeys, seconds, finished: new Date().toISOString() });
-        r = { id: s.id, key, dir, status: 'done', seconds };
         log(`[${i}/${total}] ${s.id}: done in ${seconds.toFixed(0)} s`);
+        return { id: s.id, key, dir, status: 'done', seconds };
       } catch (e) {
-        r = { id: s.id, key, dir, status: 'failed', seconds: (performance.now() - t0) / 1000, error: (e as Error).message };
-        log(`[${i}/${total}] ${s.id}: FAILED: ${r.error}`);
+        const error = (e as Error).message;
+        log(`[${i}/${total}] ${s.id}: FAILED: ${error}`);
+        return { id: s.id, key, dir, status: 'failed', seconds: (performance.now() - t0) / 1000, error };
       }
+    });
+  };
+
+  plan.stages.forEach((s, n) => {
+    const i = n + 1;
+    const key = keys.get(s.id)!;
+    if (s.kind === 'fixtures') {
+      byId.set(s.id, Promise.resolve({ id: s.id, key, dir: o.fixturesDir, status: 'cached', seconds: 0 }));
+      return;
     }
-    byKey.set(key, r);
-    out.set(s.id, r);
-  }
+    const same = byKey.get(key);
+    if (same) {
+      const first = plan.stages.find((x) => keys.get(x.id) === key)!.id;
+      byId.set(s.id, same.then((r) => {
+        log(`[${i}/${total}] ${s.id}: the same stage as ${first}`);
+        return { ...r, id: s.id };
+      }));
+      return;
+    }
+    const p = runOne(s, i, key);
+    byKey.set(key, p);
+    byId.set(s.id, p);
+  });
+  const out = new Map<string, Outcome>();
+  for (const s of plan.stages) out.set(s.id, await byId.get(s.id)!);
   return out;
 }

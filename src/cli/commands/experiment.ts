@@ -2,6 +2,7 @@
 // every stage cached by its inputs' hashes under OUT/stages/, the table in
 // OUT/table.md and on stdout, everything the report needs in OUT/results.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
@@ -15,26 +16,31 @@ import { collectResults, formatTable } from '../../experiment/table.js';
 export const command: Command = {
   name: 'experiment',
   summary: 'the CA-SSL experiment end to end: baseline, CA-SSL, the paper\'s ablations and sweeps, cached stage by stage; prints the table',
-  usage: 'casl experiment [--profile quick|full] [--out DIR] [--fixtures DIR] [--profiles FILE] [--dry-run]',
+  usage: 'casl experiment [--profile quick|full] [--out DIR] [--fixtures DIR] [--profiles FILE] [--jobs N] [--dry-run]',
   example: 'casl experiment --profile quick --out runs/ca-ssl',
   options: {
     profile: { type: 'string', help: 'profile of --profiles to run (quick: < 30 min, full: < 2.5 h on 2 cores)', default: 'full' },
     profiles: { type: 'string', help: 'the profiles file', default: pipelineFile('ca-ssl') },
     out: { type: 'string', short: 'o', help: 'experiment directory: stages/, table.md, results.json', default: 'runs/ca-ssl' },
     fixtures: { type: 'string', help: 'the fixtures (casl fixtures --out DIR); made here when missing', default: 'data/fixtures' },
+    jobs: { type: 'integer', help: 'stages run at once, each on one thread (CASL_THREADS=1 unless set): at S = 128 two one-thread trainings do more steps than one on two threads (README: The experiment)', default: os.availableParallelism() },
     'dry-run': { type: 'boolean', help: 'list the stages and which would run, run nothing', default: false },
   },
   async run(opts, positionals, ctx) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}': casl experiment takes only options`);
     const profile = loadProfile(opts.profiles as string, opts.profile as string);
     const plan = buildPlan(profile);
+    const jobs = opts.jobs as number;
+    if (jobs < 1) throw new UsageError(`--jobs ${jobs}: at least 1 stage must run at a time`);
+    // The stages are child processes: they inherit this.
+    if (jobs > 1 && process.env.CASL_THREADS === undefined) process.env.CASL_THREADS = '1';
     const out = path.resolve(opts.out as string);
     mkdirSync(out, { recursive: true });
     const t0 = performance.now();
     const log = (line: string) => ctx.stderr.write(`casl experiment: ${line}\n`);
-    log(`profile ${profile.name}: ${plan.stages.length} stages, seeds ${profile.seeds.join(', ')}`);
+    log(`profile ${profile.name}: ${plan.stages.length} stages, seeds ${profile.seeds.join(', ')}, ${jobs} at a time`);
     const outcomes = await runPlan(plan, {
-      runsDir: out, fixturesDir: path.resolve(opts.fixtures as string), execute: caslExecutor, log, dryRun: Boolean(opts['dry-run']),
+      runsDir: out, fixturesDir: path.resolve(opts.fixtures as string), execute: caslExecutor, log, jobs, dryRun: Boolean(opts['dry-run']),
     });
     if (opts['dry-run']) return 0;
     const results = collectResults(plan, outcomes, (performance.now() - t0) / 1000);
