@@ -66,6 +66,20 @@ t.test('a key changes with its config or an input, and only then', async (t) => 
   t.same(changed(k0, k4), [...k0.keys()].sort());
 });
 
+t.test("the finetunes take pipelines/finetune.yaml's parts and classifier-init; the baselines take nothing", async (t) => {
+  const withInit = (init: Record<string, unknown>): BaseYaml => (name) => ({ ...bases()(name), ...(name === 'finetune' ? init : {}) });
+  const plan = buildPlan(profile, withInit({ 'init-parts': ['backbone', 'neck'], 'classifier-init': 'random' }));
+  const cfg = (id: string) => plan.stages.find((s) => s.id === id)!.config;
+  for (const id of ['finetune/ca-ssl/seed-1', 'finetune/cs-pseudo/seed-2', 'finetune/ca-gt/seed-1']) {
+    t.same(cfg(id)['init-parts'], ['backbone', 'neck'], id);
+    t.equal(cfg(id)['classifier-init'], 'random', id);
+  }
+  t.same(cfg('baseline/seed-1')['init-parts'], [], 'the baseline starts from scratch');
+  const copy = buildPlan(profile, withInit({ 'classifier-init': 'copy' }));
+  t.equal(copy.stages.find((s) => s.id === 'finetune/ca-ssl/seed-1')!.config['classifier-init'], 'copy');
+  t.same(copy.stages.find((s) => s.id === 'finetune/ca-ssl/seed-1')!.config['init-parts'], ['backbone', 'neck', 'head', 'classifier'], 'all parts by default');
+});
+
 t.test('equal stages share one key: the K-class labeler is the seed-1 baseline at equal budgets', async (t) => {
   const p = { ...profile, labelerSteps: 3 };
   const plan = buildPlan(p, (name) => ({ lr: 0.01, aug: 'weak', ...(name === 'labeler' || name === 'finetune' ? {} : { aug: 'strong' }) }));

@@ -97,7 +97,12 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
     },
     deps: { fixtures: 'fixtures', ...o.deps },
   });
-  const ALL = { parts: ['backbone', 'neck', 'head', 'classifier'], classifier: 'copy' as const };
+  // What a finetune takes from its warmup: pipelines/finetune.yaml's choice.
+  const ftBase = base('finetune');
+  const FROM_WARMUP = {
+    parts: (ftBase['init-parts'] as string[] | undefined) ?? ['backbone', 'neck', 'head', 'classifier'],
+    classifier: (ftBase['classifier-init'] as 'copy' | 'random' | undefined) ?? 'copy',
+  };
 
   add({ id: 'fixtures', kind: 'fixtures', config: { seed: 1 }, deps: {} });
   const labeler = train('labeler', { stage: 'labeler', from: 'labeler', steps: p.labelerSteps, seed: 1, data: 'labeled' });
@@ -128,14 +133,14 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
     // cache runs it once.
     row('baseline').seeds.push({ seed, finetune: train(`baseline/${s}`, { stage: 'finetune', from: 'finetune', steps: p.finetuneSteps, seed, data: 'labeled' }) });
     const w = train(`warmup/ca-ssl/${s}`, { stage: 'warmup', from: 'warmup', steps: p.warmupSteps, seed, data: 'pseudo', deps: { data: selCa } });
-    row('ca-ssl').seeds.push({ seed, warmup: w, finetune: train(`finetune/ca-ssl/${s}`, { stage: 'finetune', from: 'finetune', steps: p.finetuneSteps, seed, data: 'labeled', deps: { init: w }, init: ALL }) });
+    row('ca-ssl').seeds.push({ seed, warmup: w, finetune: train(`finetune/ca-ssl/${s}`, { stage: 'finetune', from: 'finetune', steps: p.finetuneSteps, seed, data: 'labeled', deps: { init: w }, init: FROM_WARMUP }) });
     // Class-specific warmup: the warmup's settings with K classes, on the
     // K-class labeler's pseudo labels written as COCO (the warmup stage
     // itself is K = 1 by construction).
     const wk = train(`warmup/cs-pseudo/${s}`, { stage: 'finetune', from: 'warmup', steps: p.warmupSteps, seed, data: 'pseudo-coco', deps: { data: selCs } });
     const wkEval = add({ id: `eval-agnostic/cs-pseudo/${s}`, kind: 'eval-agnostic', config: { ...withoutThroughput(base('pseudo-labels')), delta: 0 }, deps: { fixtures: 'fixtures', model: wk } });
-    row('cs-pseudo').seeds.push({ seed, warmup: wkEval, finetune: train(`finetune/cs-pseudo/${s}`, { stage: 'finetune', from: 'finetune', steps: p.finetuneSteps, seed, data: 'labeled', deps: { init: wk }, init: ALL }) });
-    row('ca-gt').seeds.push({ seed, warmup: labeler, finetune: train(`finetune/ca-gt/${s}`, { stage: 'finetune', from: 'finetune', steps: p.finetuneSteps, seed, data: 'labeled', deps: { init: labeler }, init: ALL }) });
+    row('cs-pseudo').seeds.push({ seed, warmup: wkEval, finetune: train(`finetune/cs-pseudo/${s}`, { stage: 'finetune', from: 'finetune', steps: p.finetuneSteps, seed, data: 'labeled', deps: { init: wk }, init: FROM_WARMUP }) });
+    row('ca-gt').seeds.push({ seed, warmup: labeler, finetune: train(`finetune/ca-gt/${s}`, { stage: 'finetune', from: 'finetune', steps: p.finetuneSteps, seed, data: 'labeled', deps: { init: labeler }, init: FROM_WARMUP }) });
   }
   if (p.baselineLongSeeds.length > 0) {
     const long: Row = { key: 'baseline-long', warmupData: `none, from scratch with ${p.warmupSteps + p.finetuneSteps} steps (= warmup + finetune)`, seeds: [] };
@@ -157,7 +162,7 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
       const tag = `delta-${d}/fraction-${f}`;
       const sel = select(`select/sweep/${tag}`, pseudo, d, f, 'jsonl');
       const w = train(`warmup/sweep/${tag}`, { stage: 'warmup', from: 'warmup', steps: p.sweepSteps, seed: 1, data: 'pseudo', deps: { data: sel } });
-      const ft = train(`finetune/sweep/${tag}`, { stage: 'finetune', from: 'finetune', steps: p.sweepSteps, seed: 1, data: 'labeled', deps: { init: w }, init: ALL });
+      const ft = train(`finetune/sweep/${tag}`, { stage: 'finetune', from: 'finetune', steps: p.sweepSteps, seed: 1, data: 'labeled', deps: { init: w }, init: FROM_WARMUP });
       sweep.push({ delta: d, fraction: f, select: sel, warmup: w, finetune: ft });
     }
   }
