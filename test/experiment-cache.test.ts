@@ -156,6 +156,7 @@ t.test('runner with jobs: never more than that many at once, inputs always first
   };
   const out = await runPlan(plan, { runsDir: runs, fixturesDir: fixtures, execute, jobs: 2 });
   t.equal(peak, 2, 'two at once, never three');
+  t.ok(ran.indexOf('pseudo/agnostic') < ran.indexOf('baseline/seed-1'), 'the pseudo labels (the long chain) before the baselines, which were ready first');
   t.equal(ran.length, new Set(planKeys(plan.stages, 'x').values()).size - 1, 'every distinct stage once');
   t.same([...out.keys()], plan.stages.map((s) => s.id), 'outcomes in plan order');
   t.ok([...out.values()].every((o) => o.status === 'done' || o.status === 'cached'));

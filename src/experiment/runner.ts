@@ -1,5 +1,5 @@
 // Runs a plan's stages, each once, up to `jobs` at a time: a stage starts
-// when its inputs are finished (plan order breaks ties), a stage whose
+// when its inputs are finished (the earliest in plan order first), a stage whose
 // directory holds a done.json is taken from the cache; one that was started
 // and cut off is run again in the same directory (its command resumes); a
 // stage whose input failed is skipped, the others go on, so one crash costs
@@ -33,19 +33,32 @@ export interface RunOptions {
   jobs?: number;
 }
 
-/** At most n holders at once, granted in the order they asked. */
-function slots(n: number): <T>(f: () => Promise<T>) => Promise<T> {
+/**
+ * At most n holders at once; a freed place goes to the waiter with the
+ * lowest rank (plan order: the labelers and their pseudo labels before the
+ * baselines, so the long warmup chains start early).
+ */
+function slots(n: number): <T>(rank: number, f: () => Promise<T>) => Promise<T> {
   let free = n;
-  const waiting: (() => void)[] = [];
-  return async (f) => {
+  const waiting: { rank: number; go: () => void }[] = [];
+  return async (rank, f) => {
     if (free > 0) free -= 1;
-    else await new Promise<void>((r) => waiting.push(r));
+    else {
+      await new Promise<void>((go) => {
+        let at = waiting.findIndex((w) => w.rank > rank);
+        if (at < 0) at = waiting.length;
+        waiting.splice(at, 0, { rank, go });
+      });
+    }
     try {
       return await f();
     } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else free += 1;
+      // Hand the place on once the stages this one unblocked have queued.
+      setImmediate(() => {
+        const next = waiting.shift();
+        if (next) next.go();
+        else free += 1;
+      });
     }
   };
 }
@@ -89,7 +102,7 @@ export async function runPlan(plan: Plan, o: RunOptions): Promise<Map<string, Ou
       log(`[${i}/${total}] ${s.id}: skipped, ${error}`);
       return { id: s.id, key, dir, status: 'skipped', seconds: 0, error };
     }
-    return slot(async () => {
+    return slot(i, async () => {
       const resuming = existsSync(dir);
       mkdirSync(dir, { recursive: true });
       const depKeys = Object.fromEntries(Object.entries(s.deps).map(([role, id]) => [role, keys.get(id)!]));
