@@ -160,6 +160,12 @@ t.test('runner with jobs: never more than that many at once, inputs always first
   t.equal(ran.length, new Set(planKeys(plan.stages, 'x').values()).size - 1, 'every distinct stage once');
   t.same([...out.keys()], plan.stages.map((s) => s.id), 'outcomes in plan order');
   t.ok([...out.values()].every((o) => o.status === 'done' || o.status === 'cached'));
+
+  // Restarted with the labelers cached: the pseudo labels still go first.
+  for (const id of ['pseudo/agnostic', 'baseline/seed-1']) rmSync(path.join(out.get(id)!.dir, 'done.json'));
+  ran.length = 0;
+  await runPlan(plan, { runsDir: runs, fixturesDir: fixtures, execute, jobs: 1 });
+  t.same(ran.slice(0, 2), ['pseudo/agnostic', 'baseline/seed-1'], 'plan order, though the baseline was ready first');
 });
 
 t.test('the profiles in pipelines/ca-ssl.yaml load; bad keys are named', async (t) => {

@@ -34,31 +34,39 @@ export interface RunOptions {
 }
 
 /**
- * At most n holders at once; a freed place goes to the waiter with the
- * lowest rank (plan order: the labelers and their pseudo labels before the
- * baselines, so the long warmup chains start early).
+ * At most n holders at once; places are handed out after the current turn
+ * of the event loop, lowest rank first (plan order: the labelers' pseudo
+ * labels before the baselines, so the long warmup chains start early, also
+ * when everything before them comes from the cache).
  */
 function slots(n: number): <T>(rank: number, f: () => Promise<T>) => Promise<T> {
   let free = n;
+  let queued = false;
   const waiting: { rank: number; go: () => void }[] = [];
-  return async (rank, f) => {
-    if (free > 0) free -= 1;
-    else {
-      await new Promise<void>((go) => {
-        let at = waiting.findIndex((w) => w.rank > rank);
-        if (at < 0) at = waiting.length;
-        waiting.splice(at, 0, { rank, go });
-      });
+  const pump = () => {
+    queued = false;
+    while (free > 0 && waiting.length > 0) {
+      free -= 1;
+      waiting.shift()!.go();
     }
+  };
+  // Deferred, so that the stages a finished one unblocked have queued too.
+  const later = () => {
+    if (!queued) setImmediate(pump);
+    queued = true;
+  };
+  return async (rank, f) => {
+    await new Promise<void>((go) => {
+      let at = waiting.findIndex((w) => w.rank > rank);
+      if (at < 0) at = waiting.length;
+      waiting.splice(at, 0, { rank, go });
+      later();
+    });
     try {
       return await f();
     } finally {
-      // Hand the place on once the stages this one unblocked have queued.
-      setImmediate(() => {
-        const next = waiting.shift();
-        if (next) next.go();
-        else free += 1;
-      });
+      free += 1;
+      later();
     }
   };
 }
