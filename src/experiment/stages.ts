@@ -3,7 +3,7 @@
 // to OUT/result.json or the stage's files, stderr to OUT/log.txt); the
 // pseudo-label selection (δ, share of the unlabeled split, COCO for the
 // class-specific warmup) is a small in-process step.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
@@ -30,6 +30,14 @@ export function fixturePaths(dir: string) {
 
 const CASL_BIN = path.join(PROJECT_ROOT, 'bin/casl.js');
 
+const running = new Set<ChildProcess>();
+
+/** Sends `signal` to every stage process still running (casl experiment's own SIGINT / SIGTERM). */
+export function signalStages(signal: NodeJS.Signals): number {
+  for (const child of running) child.kill(signal);
+  return running.size;
+}
+
 /** Runs `casl ARGS`, stdout to `stdoutFile`, stderr appended to DIR/log.txt; rejects with the log's tail on failure. */
 export function runCasl(args: string[], dir: string, stdoutFile: string): Promise<void> {
   const logFile = path.join(dir, 'log.txt');
@@ -37,8 +45,10 @@ export function runCasl(args: string[], dir: string, stdoutFile: string): Promis
   const out = openSync(stdoutFile, 'w');
   return new Promise<void>((resolve, reject) => {
     const child = spawn(process.execPath, [CASL_BIN, ...args], { stdio: ['ignore', out, err], cwd: PROJECT_ROOT });
+    running.add(child);
     child.on('error', reject);
     child.on('exit', (code, signal) => {
+      running.delete(child);
       closeSync(err);
       closeSync(out);
       if (code === 0) return resolve();

@@ -10,7 +10,7 @@ import { pipelineFile } from '../options.js';
 import { loadProfile } from '../../experiment/profile.js';
 import { buildPlan } from '../../experiment/plan.js';
 import { runPlan } from '../../experiment/runner.js';
-import { caslExecutor } from '../../experiment/stages.js';
+import { caslExecutor, signalStages } from '../../experiment/stages.js';
 import { collectResults, formatTable } from '../../experiment/table.js';
 
 export const command: Command = {
@@ -39,6 +39,16 @@ export const command: Command = {
     const t0 = performance.now();
     const log = (line: string) => ctx.stderr.write(`casl experiment: ${line}\n`);
     log(`profile ${profile.name}: ${plan.stages.length} stages, seeds ${profile.seeds.join(', ')}, ${jobs} at a time`);
+    // Killed: stop the stage processes too (else they run on, orphaned, and
+    // the next run would start the same stages beside them); each resumes
+    // from its last checkpoint when the experiment runs again.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        const n = signalStages(sig);
+        log(`${sig}: stopped ${n} running stage${n === 1 ? '' : 's'}; run the same command again to resume them`);
+        process.exit(sig === 'SIGINT' ? 130 : 143);
+      });
+    }
     const outcomes = await runPlan(plan, {
       runsDir: out, fixturesDir: path.resolve(opts.fixtures as string), execute: caslExecutor, log, jobs, dryRun: Boolean(opts['dry-run']),
     });
