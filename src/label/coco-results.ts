@@ -64,7 +64,13 @@ export async function writeCocoResults(jsonl: string, out: string): Promise<Coco
     renameSync(tmp, out);
     return counts;
   } catch (e) {
+    // The error thrown is e: a write abandoned here may still fail once the
+    // stream is destroyed, and the file's open may not have finished yet, so
+    // wait for the close before removing it (else it reappears, or the
+    // late error is uncaught).
+    sink.on('error', () => {});
     sink.destroy();
+    if (!sink.closed) await new Promise<void>((r) => sink.once('close', () => r()));
     rmSync(tmp, { force: true });
     throw e;
   }
