@@ -23,6 +23,16 @@ function changed(a: Map<string, string>, b: Map<string, string>): string[] {
   return [...a.keys()].filter((id) => a.get(id) !== b.get(id)).sort();
 }
 
+/** A temporary runs directory with a fixtures manifest in it, removed after the test. */
+function runsDir(t: Tap.Test): { runs: string; fixtures: string } {
+  const runs = mkdtempSync(path.join(tmpdir(), 'casl-exp-'));
+  const fixtures = path.join(runs, 'fx');
+  mkdirSync(fixtures);
+  writeFileSync(path.join(fixtures, 'fixtures.json'), JSON.stringify({ seed: 1, labeled: 3 }));
+  t.teardown(() => rmSync(runs, { recursive: true, force: true }));
+  return { runs, fixtures };
+}
+
 t.test('canonical JSON ignores key order', async (t) => {
   t.equal(canonicalJson({ b: 1, a: [{ y: 2, x: 1 }] }), canonicalJson({ a: [{ x: 1, y: 2 }], b: 1 }));
   t.not(canonicalJson({ a: 1 }), canonicalJson({ a: 2 }));
@@ -89,11 +99,7 @@ t.test('equal stages share one key: the K-class labeler is the seed-1 baseline a
 });
 
 t.test('runner: once, then cached; an unfinished stage re-runs; a failure skips only its dependents', async (t) => {
-  const runs = mkdtempSync(path.join(tmpdir(), 'casl-exp-'));
-  const fixtures = path.join(runs, 'fx');
-  mkdirSync(fixtures);
-  writeFileSync(path.join(fixtures, 'fixtures.json'), JSON.stringify({ seed: 1, labeled: 3 }));
-  t.teardown(() => rmSync(runs, { recursive: true, force: true }));
+  const { runs, fixtures } = runsDir(t);
   let ran: string[] = [];
   let fail = '';
   const execute = async (s: StageSpec, dir: string, inputs: Record<string, string>) => {
@@ -131,12 +137,9 @@ t.test('runner: once, then cached; an unfinished stage re-runs; a failure skips 
 });
 
 t.test('runner with jobs: never more than that many at once, inputs always first, each stage once', async (t) => {
-  const runs = mkdtempSync(path.join(tmpdir(), 'casl-exp-'));
-  const fixtures = path.join(runs, 'fx');
-  mkdirSync(fixtures);
-  writeFileSync(path.join(fixtures, 'fixtures.json'), JSON.stringify({ seed: 1, labeled: 3 }));
-  t.teardown(() => rmSync(runs, { recursive: true, force: true }));
+  const { runs, fixtures } = runsDir(t);
   const plan = buildPlan(profile, bases());
+  const keys = planKeys(plan.stages, 'x');
   const finished = new Set<string>();
   const ran: string[] = [];
   let running = 0;
@@ -150,14 +153,13 @@ t.test('runner with jobs: never more than that many at once, inputs always first
     writeFileSync(path.join(dir, 'out.txt'), s.id);
     finished.add(s.id);
     // A stage sharing another's key finishes with it.
-    const key = planKeys(plan.stages, 'x');
-    for (const x of plan.stages) if (key.get(x.id) === key.get(s.id)) finished.add(x.id);
+    for (const x of plan.stages) if (keys.get(x.id) === keys.get(s.id)) finished.add(x.id);
     running -= 1;
   };
   const out = await runPlan(plan, { runsDir: runs, fixturesDir: fixtures, execute, jobs: 2 });
   t.equal(peak, 2, 'two at once, never three');
   t.ok(ran.indexOf('pseudo/agnostic') < ran.indexOf('baseline/seed-1'), 'the pseudo labels (the long chain) before the baselines, which were ready first');
-  t.equal(ran.length, new Set(planKeys(plan.stages, 'x').values()).size - 1, 'every distinct stage once');
+  t.equal(ran.length, new Set(keys.values()).size - 1, 'every distinct stage once');
   t.same([...out.keys()], plan.stages.map((s) => s.id), 'outcomes in plan order');
   t.ok([...out.values()].every((o) => o.status === 'done' || o.status === 'cached'));
 
