@@ -76,15 +76,21 @@ t.test('a key changes with its config or an input, and only then', async (t) => 
   t.same(changed(k0, k4), [...k0.keys()].sort());
 });
 
-t.test("the finetunes take pipelines/finetune.yaml's parts and classifier-init; the baselines take nothing", async (t) => {
+t.test("the finetunes take pipelines/finetune.yaml's parts, classifier-init and lr-scale; the baselines take nothing", async (t) => {
   const withInit = (init: Record<string, unknown>): BaseYaml => (name) => ({ ...bases()(name), ...(name === 'finetune' ? init : {}) });
-  const plan = buildPlan(profile, withInit({ 'init-parts': ['backbone', 'neck'], 'classifier-init': 'random' }));
+  const plan = buildPlan(profile, withInit({ 'init-parts': ['backbone', 'neck'], 'classifier-init': 'random', 'lr-scale': ['backbone=0.1'] }));
   const cfg = (id: string) => plan.stages.find((s) => s.id === id)!.config;
-  for (const id of ['finetune/ca-ssl/seed-1', 'finetune/cs-pseudo/seed-2', 'finetune/ca-gt/seed-1']) {
+  for (const id of ['finetune/ca-ssl/seed-1', 'finetune/cs-pseudo/seed-2', 'finetune/ca-gt/seed-1', 'finetune/sweep/delta-0.3/fraction-1']) {
     t.same(cfg(id)['init-parts'], ['backbone', 'neck'], id);
     t.equal(cfg(id)['classifier-init'], 'random', id);
+    t.same(cfg(id)['lr-scale'], ['backbone=0.1'], id);
   }
-  t.same(cfg('baseline/seed-1')['init-parts'], [], 'the baseline starts from scratch');
+  for (const id of ['baseline/seed-1', 'baseline/sweep', 'baseline-long/seed-1', 'labeler-k']) {
+    t.same(cfg(id)['init-parts'], [], `${id} starts from scratch`);
+    t.notOk('lr-scale' in cfg(id), `${id} trains every part at the full rate`);
+  }
+  // Without lr-scale in finetune.yaml the finetunes' configs (and cache keys) are as before it existed.
+  t.notOk('lr-scale' in buildPlan(profile, bases()).stages.find((s) => s.id === 'finetune/ca-ssl/seed-1')!.config);
   const copy = buildPlan(profile, withInit({ 'classifier-init': 'copy' }));
   t.equal(copy.stages.find((s) => s.id === 'finetune/ca-ssl/seed-1')!.config['classifier-init'], 'copy');
   t.same(copy.stages.find((s) => s.id === 'finetune/ca-ssl/seed-1')!.config['init-parts'], ['backbone', 'neck', 'head', 'classifier'], 'all parts by default');

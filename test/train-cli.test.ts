@@ -52,6 +52,11 @@ t.test('an unknown key or a wrong type is an error naming the key and the file',
   t.match(r3.stderr, /--size .* must be a multiple of 32, got 100/);
   const r4 = casl(['train']);
   t.match(r4.stderr, /choose a stage: --stage labeler\|warmup\|finetune/);
+  for (const v of ['towers=0.1', 'backbone=-1', 'backbone=', 'backbone']) {
+    const r5 = casl(['train', '--stage', 'labeler', '--lr-scale', v]);
+    t.equal(r5.status, 2, v);
+    t.match(r5.stderr, /--lr-scale \(or 'lr-scale' in .*labeler\.yaml\): '.*' is not PART=F with PART one of backbone, neck, head, classifier and F ≥ 0/, v);
+  }
 });
 
 t.test('warmup cannot be given ground truth', async (t) => {

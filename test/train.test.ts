@@ -6,6 +6,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/model/backend/index.js';
 import { readCheckpoint } from '../src/model/checkpoint.js';
+import { modelConfig } from '../src/model/config.js';
+import { createDetector, disposeDetector } from '../src/model/detector.js';
 import { NonFiniteLossError, type TrainOptions, lastCheckpoint, train } from '../src/train/trainer.js';
 import { tempDirs } from './temp-dirs.js';
 
@@ -139,4 +141,29 @@ t.test('the three stages chain: labeler (K = 1) → warmup on pseudo labels (K =
   let d = 0;
   for (let i = 0; i < one.length; i++) for (let k = 0; k < 6; k++) d = Math.max(d, Math.abs(cls.data[i * 6 + k] - one[i]));
   t.ok(d <= 1e-6, `every classifier channel is the warmup's one (max diff ${d})`);
+});
+
+t.test('lr-scale: a part at 0 is frozen, at 0.5 moves half as far, the rest as without it', async (t) => {
+  const det = createDetector(modelConfig('tiny-fcos', { numClasses: 1, inputSize: 64 }), { seed: 3 });
+  const init = new Map([...det.params].map(([k, v]) => [k, v.dataSync() as Float32Array]));
+  const part = new Map(det.specs.map((s) => [s.name, s.part]));
+  disposeDetector(det);
+  const plain = weights((await train(options({ steps: 1, checkpointEvery: 1, clipNorm: 0 }))).modelDir!);
+  const scaled = weights((await train(options({ steps: 1, checkpointEvery: 1, clipNorm: 0, lrScale: { backbone: 0, neck: 0.5 } }))).modelDir!);
+  const worst = { backbone: 0, neck: 0, head: 0, classifier: 0 };
+  let moved = 0;
+  for (const [k, w0] of init) {
+    const a = plain.get(k)!;
+    const b = scaled.get(k)!;
+    const p = part.get(k)!;
+    const f = { backbone: 0, neck: 0.5, head: 1, classifier: 1 }[p];
+    for (let i = 0; i < w0.length; i++) {
+      const da = a[i] - w0[i];
+      moved = Math.max(moved, Math.abs(da));
+      worst[p] = Math.max(worst[p], Math.abs(b[i] - w0[i] - f * da));
+    }
+  }
+  t.ok(moved > 1e-4, `one step moves the weights (max ${moved})`);
+  t.equal(worst.backbone, 0, 'the backbone is bit-identical to its initialisation');
+  for (const p of ['neck', 'head', 'classifier'] as const) t.ok(worst[p] < 1e-6, `${p}: update = factor × the unscaled update (max diff ${worst[p]})`);
 });

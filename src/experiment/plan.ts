@@ -87,21 +87,25 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
   };
   const common = { size: p.size, 'batch-size': p.batchSize };
   // data: which training set; from: the pipelines/<from>.yaml settings used.
-  const train = (id: string, o: { stage: 'labeler' | 'warmup' | 'finetune'; from: 'labeler' | 'warmup' | 'finetune'; steps: number; seed: number; data: 'labeled' | 'pseudo' | 'pseudo-coco'; deps?: Record<string, string>; init?: { parts: string[]; classifier: 'copy' | 'random' } }): string => add({
-    id, kind: 'train',
-    config: {
+  const train = (id: string, o: { stage: 'labeler' | 'warmup' | 'finetune'; from: 'labeler' | 'warmup' | 'finetune'; steps: number; seed: number; data: 'labeled' | 'pseudo' | 'pseudo-coco'; deps?: Record<string, string>; init?: { parts: string[]; classifier: 'copy' | 'random'; lrScale: string[] } }): string => {
+    const config: Record<string, unknown> = {
       ...trainConfig(base(o.from), { ...common, stage: o.stage, steps: o.steps, seed: o.seed }),
       data: o.data,
       'init-parts': o.init?.parts ?? [],
       'classifier-init': o.init?.classifier ?? 'copy',
-    },
-    deps: { fixtures: 'fixtures', ...o.deps },
-  });
+    };
+    // Part-wise learning rates are about what came from the warmup: a model
+    // from scratch (the baselines) trains every part at the full rate.
+    delete config['lr-scale'];
+    if (o.init?.lrScale.length) config['lr-scale'] = o.init.lrScale;
+    return add({ id, kind: 'train', config, deps: { fixtures: 'fixtures', ...o.deps } });
+  };
   // What a finetune takes from its warmup: pipelines/finetune.yaml's choice.
   const ftBase = base('finetune');
   const FROM_WARMUP = {
     parts: (ftBase['init-parts'] as string[] | undefined) ?? ['backbone', 'neck', 'head', 'classifier'],
     classifier: (ftBase['classifier-init'] as 'copy' | 'random' | undefined) ?? 'copy',
+    lrScale: (ftBase['lr-scale'] as string[] | undefined) ?? [],
   };
 
   add({ id: 'fixtures', kind: 'fixtures', config: { seed: 1 }, deps: {} });

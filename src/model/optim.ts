@@ -48,16 +48,21 @@ export class Optimizer {
     this.config = { ...config };
   }
 
-  /** One update of every parameter in `grads` (keyed by parameter name) at learning rate `lr`. */
-  apply(params: Params, grads: Map<string, tf.Tensor>, lr: number): void {
+  /**
+   * One update of every parameter in `grads` (keyed by parameter name) at
+   * learning rate `lr`, times `lrScale(name)` when given (PyTorch's
+   * parameter groups: the weight decay is scaled with it).
+   */
+  apply(params: Params, grads: Map<string, tf.Tensor>, lr: number, lrScale?: (name: string) => number): void {
     this.step++;
     for (const [name, g] of grads) {
       const p = params.get(name);
       if (!p) throw new Error(`optimizer: gradient for '${name}', which is not a parameter of this model`);
       const t = (this.paramSteps.get(name) ?? 0) + 1;
       this.paramSteps.set(name, t);
-      if (this.config.kind === 'sgd') this.sgd(name, p, g, lr, t, this.config);
-      else this.adamw(name, p, g, lr, t, this.config);
+      const r = lrScale ? lr * lrScale(name) : lr;
+      if (this.config.kind === 'sgd') this.sgd(name, p, g, r, t, this.config);
+      else this.adamw(name, p, g, r, t, this.config);
     }
   }
 

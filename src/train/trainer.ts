@@ -75,6 +75,8 @@ export interface TrainOptions {
   init?: string;
   initParts: Part[];
   classifierInit: 'copy' | 'random';
+  /** Learning-rate factor of a part (default 1); 0 freezes it. */
+  lrScale?: Partial<Record<Part, number>>;
   /** The backend in use, as recorded in checkpoints and the summary. */
   backend: string;
   /** Stop after this many steps of the run without finishing it (as if killed): for tests and for splitting a run. */
@@ -165,8 +167,9 @@ function pull<T>(s: Stream<T>): Promise<T | undefined> {
  * read before the update: a non-finite one throws and leaves the weights
  * and the optimizer untouched.
  */
-function step(det: Detector, opt: Optimizer, batch: TrainBatch, points: ReturnType<typeof makePoints>, lr: number, clipNorm: number, stepNo: number): { total: number; cls: number; reg: number; ctr: number; mask?: number; gradNorm: number } {
-  const names = [...det.params.keys()];
+function step(det: Detector, opt: Optimizer, batch: TrainBatch, points: ReturnType<typeof makePoints>, lr: number, lrScale: Map<string, number>, clipNorm: number, stepNo: number): { total: number; cls: number; reg: number; ctr: number; mask?: number; gradNorm: number } {
+  // A part at scale 0 is frozen: no gradient is computed for its parameters.
+  const names = [...det.params.keys()].filter((n) => lrScale.get(n) !== 0);
   const byTfName = new Map(names.map((n) => [det.params.get(n)!.name, n]));
   const x = tf.tensor4d(batch.images, [batch.B, batch.S, batch.S, 3]);
   let parts: tf.Scalar[] = [];
@@ -192,7 +195,7 @@ function step(det: Detector, opt: Optimizer, batch: TrainBatch, points: ReturnTy
     const named = new Map<string, tf.Tensor>();
     const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / (gradNorm + 1e-6) : 1;
     for (const [tfName, g] of Object.entries(grads)) named.set(byTfName.get(tfName)!, scale === 1 ? g : tf.mul(g, scale));
-    opt.apply(det.params, named, lr);
+    opt.apply(det.params, named, lr, lrScale.size ? (n) => lrScale.get(n) ?? 1 : undefined);
     if (scale !== 1) tf.dispose([...named.values()]);
     return { total, cls, reg, ctr, ...(mask === undefined ? {} : { mask }), gradNorm };
   } finally {
@@ -274,6 +277,12 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
         throw new UsageError(`--val ${o.val}: ${(e as Error).message} (give a COCO JSON, or --val '' for no evaluation)`);
       }
     }
+    const lrScale = new Map<string, number>();
+    for (const spec of det.specs) {
+      const f = o.lrScale?.[spec.part];
+      if (f !== undefined && f !== 1) lrScale.set(spec.name, f);
+    }
+    if (lrScale.size) log(`learning rate × ${Object.entries(o.lrScale!).map(([p, f]) => `${f} for the ${p}`).join(', ')}${Object.values(o.lrScale!).includes(0) ? ' (0: frozen)' : ''}`);
     const points = makePoints(cfg, o.size);
     const stopAt = Math.min(totalSteps, o.stopAt ?? totalSteps);
     const batches: Stream<OrError<TrainBatch>> = trainBatches(source, {
@@ -325,7 +334,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       const waited = (performance.now() - w0) / 1000;
       const lr = learningRate(sched, state.step);
       const c0 = performance.now();
-      const r = step(det, opt, batch, points, lr, o.clipNorm, state.step + 1);
+      const r = step(det, opt, batch, points, lr, lrScale, o.clipNorm, state.step + 1);
       const stepSeconds = (performance.now() - c0) / 1000;
       lastLoss = r.total;
       imagesThisRun += batch.B;

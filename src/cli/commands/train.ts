@@ -51,6 +51,7 @@ export const command: Command = {
     init: { type: 'string', help: 'checkpoint directory to initialise from (finetune: the warmup model)' },
     'init-parts': { type: 'string[]', help: `parts taken from --init: ${PARTS.join(', ')} (repeat the flag)` },
     'classifier-init': { type: 'string', choices: ['copy', 'random'], help: 'K-class classifier from a K = 1 one: copy its channel into all K, or keep it random' },
+    'lr-scale': { type: 'string[]', help: `PART=F: the learning rate of a part (${PARTS.join(', ')}) times F; 0 freezes it (repeat the flag)` },
     backend: { type: 'string', help: 'tensor backend: auto|tfjs-node-gpu|tfjs-node|wasm|cpu (env CASL_BACKEND)' },
     'stop-at': { type: 'integer', help: 'stop after this step without finishing the run (resume later with --resume)' },
     quiet: { type: 'boolean', help: 'no progress bar' },
@@ -118,6 +119,15 @@ function toTrainOptions(opts: Options, file: string): TrainOptions & { backend: 
   });
   const parts = (opts['init-parts'] as string[] | undefined) ?? [];
   for (const p of parts) if (!PARTS.includes(p as Part)) throw new UsageError(`--init-parts (or 'init-parts' in ${file}): unknown part '${p}' (choose from ${PARTS.join(', ')})`);
+  const lrScale: Partial<Record<Part, number>> = {};
+  for (const e of (opts['lr-scale'] as string[] | undefined) ?? []) {
+    const m = /^([a-z]+)=(.+)$/.exec(String(e));
+    const f = m ? Number(m[2]) : NaN;
+    if (!m || !PARTS.includes(m[1] as Part) || !(f >= 0) || m[2].trim() === '') {
+      throw new UsageError(`--lr-scale (or 'lr-scale' in ${file}): '${e}' is not PART=F with PART one of ${PARTS.join(', ')} and F ≥ 0 (e.g. backbone=0.1)`);
+    }
+    lrScale[m[1] as Part] = f;
+  }
   const size = positive('size');
   if (size % 32 !== 0) throw new UsageError(`--size (or 'size' in ${file}) must be a multiple of 32, got ${size}`);
   const steps = nonNegative('steps');
@@ -159,6 +169,7 @@ function toTrainOptions(opts: Options, file: string): TrainOptions & { backend: 
     init: init ? path.resolve(init) : undefined,
     initParts: parts as Part[],
     classifierInit: (opts['classifier-init'] as 'copy' | 'random' | undefined) ?? 'copy',
+    lrScale,
     backend: (opts.backend as string | undefined) ?? 'auto',
     stopAt: opts['stop-at'] as number | undefined,
   };
