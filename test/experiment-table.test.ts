@@ -55,6 +55,8 @@ t.test('the table from stage outputs', async (t) => {
   t.ok(Number.isNaN(base.warmupAPa.mean), 'the baseline has no warmup');
   t.equal(r.rows.find((x) => x.key === 'cs-pseudo')!.warmupAPa.mean, 0.3, 'class-specific warmup: AP^det-a from its eval-agnostic stage');
   const md = formatTable(r);
+  t.match(md, /COCO box AP \(points\) on the val split, mean/);
+  t.match(formatTable({ ...r, scoredOn: '9 labeled images held out' }), /COCO box AP \(points\) on 9 labeled images held out, mean/, '--holdout: the table says what it scored');
   t.match(md, /\| class-agnostic pseudo labels \(δ = 0\.5\) — CA-SSL \| 2 \(seeds 3 unfinished\) \| 5\.0 ± 0\.0 \| 21\.0 ± 1\.4 \| 42\.0 ± 2\.8 /);
   t.match(md, /\| none \(labeled GT only, from scratch\) \| 3 \| — \| 12\.0 ± 2\.0 /);
   t.match(md, /S = 64, B = 2; steps: labelers 5, warmup 4, finetune 3/);

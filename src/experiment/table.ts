@@ -74,6 +74,8 @@ export interface Results {
   budget: { stageSeconds: number; invocationSeconds: number; stages: number; cached: number; failed: number };
   /** Precision/recall of the main pseudo labels against the hidden GT. */
   pseudoQuality: { agnostic?: Record<string, number>; specific?: Record<string, number> };
+  /** What the AP figures score (default: the val split). */
+  scoredOn?: string;
 }
 
 function finishedDir(outcomes: Map<string, Outcome>, id: string | undefined): string | undefined {
@@ -159,7 +161,7 @@ function pts(x: number | undefined): string {
 export function formatTable(r: Results): string {
   const p = r.profile;
   const lines: string[] = [];
-  lines.push(`CA-SSL on the fixtures, profile **${p.name}**: COCO box AP (points) on the val split, mean ± sample std over seeds ${p.seeds.join(', ')} (n per row below).`);
+  lines.push(`CA-SSL on the fixtures, profile **${p.name}**: COCO box AP (points) on ${r.scoredOn ?? 'the val split'}, mean ± sample std over seeds ${p.seeds.join(', ')} (n per row below).`);
   lines.push('');
   lines.push('| warmup data | n | AP^det-a (warmup) | AP^det | AP50 | AP75 | APs | APm | APl |');
   lines.push('|---|---|---|---|---|---|---|---|---|');

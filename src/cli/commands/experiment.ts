@@ -8,6 +8,7 @@ import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { pipelineFile } from '../options.js';
 import { loadProfile } from '../../experiment/profile.js';
+import { makeHoldoutFixtures } from '../../experiment/holdout.js';
 import { buildPlan } from '../../experiment/plan.js';
 import { runPlan } from '../../experiment/runner.js';
 import { caslExecutor, signalStages } from '../../experiment/stages.js';
@@ -16,7 +17,7 @@ import { collectResults, formatTable } from '../../experiment/table.js';
 export const command: Command = {
   name: 'experiment',
   summary: 'the CA-SSL experiment end to end: baseline, CA-SSL, the paper\'s ablations and sweeps, cached stage by stage; prints the table',
-  usage: 'casl experiment [--profile quick|full] [--out DIR] [--fixtures DIR] [--profiles FILE] [--jobs N] [--dry-run]',
+  usage: 'casl experiment [--profile quick|full] [--out DIR] [--fixtures DIR] [--profiles FILE] [--jobs N] [--holdout N] [--dry-run]',
   example: 'casl experiment --profile quick --out runs/ca-ssl',
   options: {
     profile: { type: 'string', help: 'profile of --profiles to run (quick: < 30 min, full: < 2.5 h on 2 cores)', default: 'full' },
@@ -24,6 +25,7 @@ export const command: Command = {
     out: { type: 'string', short: 'o', help: 'experiment directory: stages/, table.md, results.json', default: 'runs/ca-ssl' },
     fixtures: { type: 'string', help: 'the fixtures (casl fixtures --out DIR); made here when missing', default: 'data/fixtures' },
     jobs: { type: 'integer', help: 'stages run at once, each on one thread (CASL_THREADS=1 unless set): at S = 128 two one-thread trainings do more steps than one on two threads (README: The experiment)', default: os.availableParallelism() },
+    holdout: { type: 'integer', help: "score on every N-th labeled image (by id), held out of all training, instead of on val: for choosing settings without looking at val (the split goes in OUT/fixtures-holdout-N)" },
     'dry-run': { type: 'boolean', help: 'list the stages and which would run, run nothing', default: false },
   },
   async run(opts, positionals, ctx) {
@@ -49,11 +51,26 @@ export const command: Command = {
         process.exit(sig === 'SIGINT' ? 130 : 143);
       });
     }
+    let fixturesDir = path.resolve(opts.fixtures as string);
+    let scoredOn: string | undefined;
+    const every = opts.holdout as number | undefined;
+    if (every !== undefined) {
+      const dst = path.join(out, `fixtures-holdout-${every}`);
+      let n: { fit: number; holdout: number };
+      try {
+        n = makeHoldoutFixtures(fixturesDir, dst, every);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      log(`--holdout ${every}: training on ${n.fit} labeled images, scoring on the other ${n.holdout} (${path.relative(process.cwd(), dst)}); val is not read`);
+      fixturesDir = dst;
+      scoredOn = `${n.holdout} labeled images held out of all training (every ${every}th by id; not val)`;
+    }
     const outcomes = await runPlan(plan, {
-      runsDir: out, fixturesDir: path.resolve(opts.fixtures as string), execute: caslExecutor, log, jobs, dryRun: Boolean(opts['dry-run']),
+      runsDir: out, fixturesDir, execute: caslExecutor, log, jobs, dryRun: Boolean(opts['dry-run']),
     });
     if (opts['dry-run']) return 0;
-    const results = collectResults(plan, outcomes, (performance.now() - t0) / 1000);
+    const results = { ...collectResults(plan, outcomes, (performance.now() - t0) / 1000), scoredOn };
     const table = formatTable(results);
     writeFileSync(path.join(out, 'table.md'), table);
     writeFileSync(path.join(out, 'results.json'), JSON.stringify({
