@@ -2,11 +2,11 @@
 // images, which the derived fixtures present as labeled.json and val.json.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fixturesKey } from '../src/experiment/cache.js';
 import { makeHoldoutFixtures, splitHoldout } from '../src/experiment/holdout.js';
-import { fixturePaths } from '../src/experiment/stages.js';
+import { caslExecutor, fixturePaths } from '../src/experiment/stages.js';
 import { tempDirs } from './temp-dirs.js';
 
 const SAMPLE = path.join(import.meta.dirname, '..', 'fixtures', 'sample');
@@ -61,4 +61,19 @@ t.test('casl experiment --holdout plans on the split and says so', async (t) => 
   const bad = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'bin', 'casl.js'), 'experiment', '--profile', 'smoke', '--fixtures', path.join(out, 'none'), '--out', out, '--holdout', '3', '--dry-run'], { encoding: 'utf8' });
   t.equal(bad.status, 2);
   t.match(bad.stderr, /fixtures\.json is missing: make the fixtures first/);
+});
+
+t.test("eval-agnostic on the split scores the held-out images only (the folder also holds the fit images)", async (t) => {
+  const root = tempDir('casl-holdout-eval-');
+  const fx = path.join(root, 'fx');
+  const n = makeHoldoutFixtures(SAMPLE, fx, 3);
+  const model = path.join(root, 'labeler');
+  mkdirSync(path.join(model, 'run'), { recursive: true });
+  symlinkSync(path.join(import.meta.dirname, '..', 'fixtures', 'labeler'), path.join(model, 'run', 'model'));
+  const dir = path.join(root, 'stage');
+  mkdirSync(dir);
+  await caslExecutor({ id: 'eval-agnostic/x', kind: 'eval-agnostic', config: { delta: 0 }, deps: {} }, dir, { fixtures: fx, model });
+  const ev = JSON.parse(readFileSync(path.join(dir, 'eval.json'), 'utf8')).eval;
+  t.equal(ev.images, n.holdout, 'every held-out image, nothing else');
+  t.ok(ev.AP > 0, `the committed labeler finds objects there (AP^det-a ${ev.AP})`);
 });

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
+import fg from 'fast-glob';
 import { stringify as toYaml } from 'yaml';
 import { PROJECT_ROOT } from '../cli/options.js';
 import { filterByScore } from '../label/filter.js';
@@ -142,7 +143,11 @@ export async function selectPseudoLabels(src: string, dir: string, o: { delta: n
 async function evalAgnosticStage(s: StageSpec, dir: string, inputs: Record<string, string>): Promise<void> {
   const f = fixturePaths(inputs.fixtures);
   const pred = path.join(dir, 'val.jsonl');
-  await runCasl(['pseudo-label', `${f.valRoot}/*`, '--root', f.valRoot, '--model', path.join(inputs.model, 'run/model'),
+  // The ground truth's own images, not the folder's: under --holdout the
+  // folder is the labeled one, and the evaluator refuses detections on
+  // images its ground truth does not have.
+  const files = (JSON.parse(readFileSync(f.val, 'utf8')) as CocoDataset).images.map((im) => path.join(f.valRoot, fg.escapePath(im.file_name)));
+  await runCasl(['pseudo-label', ...files, '--root', f.valRoot, '--model', path.join(inputs.model, 'run/model'),
     '--out', pred, '--delta', String(s.config.delta), '--overwrite', '--quiet'], dir, path.join(dir, 'stdout.txt'));
   // Images left without a detection went to val.jsonl.dropped: for AP they simply have none.
   const r = await evaluateFiles({ gt: f.val, dets: pred, iouType: 'bbox', agnostic: true });
