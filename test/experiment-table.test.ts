@@ -67,4 +67,11 @@ t.test('the table from stage outputs', async (t) => {
   const close = { ...r, rows: r.rows.map((x) => (x === cs ? { ...cs, finetune: { ...cs.finetune, AP: { ...cs.finetune.AP, mean: ca.finetune.AP.mean - 0.001 } } } : x)) };
   t.match(verdict(close).join('\n'), /class-specific pseudo-label warmup: \+0\.1 AP\^det points \(larger std 1\.4\): ahead, but not by more than the std/);
   t.match(md, /precision 0\.800, recall 0\.600/);
+  // One seed (a --holdout run): no std, so no lead is called a win, and none a loss.
+  const one = (x: (typeof r.rows)[number], mean: number) => ({ ...x, finetune: { ...x.finetune, AP: { mean, std: NaN, n: 1 } } });
+  const single = (ca1: number, base1: number, cs1: number) => verdict({ ...r, rows: r.rows.map((x) => (x.key === 'ca-ssl' ? one(x, ca1) : x.key === 'baseline' ? one(x, base1) : x.key === 'cs-pseudo' ? one(x, cs1) : x)) }).join('\n');
+  t.match(single(0.357, 0.233, 0.397), /CA-SSL − baseline: \+12\.4 AP\^det points \(one seed: no std\): ahead by ≥ 3, but one seed cannot show it is more than the std/);
+  t.match(single(0.357, 0.233, 0.397), /class-specific pseudo-label warmup: -4\.0 AP\^det points \(one seed: no std\): does NOT hold/);
+  t.match(single(0.17, 0.15, 0.155), /CA-SSL − baseline: \+2\.0 .*: does NOT hold/);
+  t.match(single(0.17, 0.15, 0.155), /class-specific pseudo-label warmup: \+1\.5 .*: ahead, but one seed cannot show it is more than the std/);
 });

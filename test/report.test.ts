@@ -13,6 +13,8 @@ t.test('vega renders the AP bars and the curves as SVG', async (t) => {
   t.match(svg, />baseline</);
   t.match(svg, />CA-SSL</);
   t.match(svg, /role-mark/);
+  t.match(svg, /AP\^det on val \(points\)/, 'the axis names what was scored');
+  t.match(await renderSvg(apBarsSpec([{ row: 'baseline', mean: 12, lo: 10, hi: 14, n: 1 }], 'bars', 'held-out labeled images')), /AP\^det on held-out labeled images \(points\)/, '--holdout runs say so');
   const curves = await renderSvg(curvesSpec([{ stage: 'labeler', seed: '1', step: 1, loss: 2 }, { stage: 'labeler', seed: '1', step: 2, loss: 1.5 }]));
   t.match(curves, />labeler</);
   const png = await sharp(Buffer.from(svg)).png().toBuffer();

@@ -58,7 +58,7 @@ export function curvesSpec(points: CurvePoint[]): TopLevelSpec {
 
 export interface Bar { row: string; mean: number; lo: number; hi: number; n: number }
 
-export function apBarsSpec(bars: Bar[], title: string): TopLevelSpec {
+export function apBarsSpec(bars: Bar[], title: string, scoredOn = 'val'): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title,
@@ -67,7 +67,7 @@ export function apBarsSpec(bars: Bar[], title: string): TopLevelSpec {
     height: { step: 26 },
     encoding: { y: { field: 'row', type: 'nominal', title: null, sort: null } },
     layer: [
-      { mark: { type: 'bar', color: '#4e79a7' }, encoding: { x: { field: 'mean', type: 'quantitative', title: 'AP^det on val (points), mean ± std over seeds' } } },
+      { mark: { type: 'bar', color: '#4e79a7' }, encoding: { x: { field: 'mean', type: 'quantitative', title: `AP^det on ${scoredOn} (points), mean ± std over seeds` } } },
       { mark: { type: 'rule', color: 'black' }, encoding: { x: { field: 'lo', type: 'quantitative' }, x2: { field: 'hi' } } },
       { mark: { type: 'text', align: 'left', dx: 4, dy: -8, fontSize: 10 }, encoding: { x: { field: 'hi', type: 'quantitative' }, text: { field: 'mean', type: 'quantitative', format: '.1f' } } },
     ],
@@ -78,6 +78,8 @@ interface StageEntry { id: string; kind: string; dir: string; status: string }
 interface RowEntry { key: string; warmupData: string; seeds: number[]; finetune: { AP: { mean: number; std: number; n: number } } }
 interface ResultsFile {
   profile: { name: string; galleryDeltas: number[] };
+  /** Set by `casl experiment --holdout`. */
+  scoredOn?: string;
   rows: RowEntry[];
   stages: StageEntry[];
   plan: { galleryPseudo: string };
@@ -109,7 +111,7 @@ export async function writeReport(o: ReportOptions): Promise<string> {
     const sd = Number.isFinite(s.std) ? s.std : 0;
     return { row: x.warmupData, mean: 100 * s.mean, lo: 100 * (s.mean - sd), hi: 100 * (s.mean + sd), n: s.n };
   });
-  writeFileSync(path.join(figs, 'ap-bars.svg'), await renderSvg(apBarsSpec(bars, `CA-SSL on the fixtures (profile ${r.profile.name}): finetuned AP^det by warmup data`)));
+  writeFileSync(path.join(figs, 'ap-bars.svg'), await renderSvg(apBarsSpec(bars, `CA-SSL on the fixtures (profile ${r.profile.name}): finetuned AP^det by warmup data`, r.scoredOn ? 'held-out labeled images' : 'val')));
 
   const gallery: string[] = [];
   const pseudo = r.stages.find((s) => s.id === r.plan.galleryPseudo);

@@ -64,7 +64,7 @@ export const command: Command = {
       }
       log(`--holdout ${every}: training on ${n.fit} labeled images, scoring on the other ${n.holdout} (${path.relative(process.cwd(), dst)}); val is not read`);
       fixturesDir = dst;
-      scoredOn = `${n.holdout} labeled images held out of all training (every ${every}th by id; not val)`;
+      scoredOn = `${n.holdout} labeled images held out of all training (one in ${every} by id; not val)`;
     }
     const outcomes = await runPlan(plan, {
       runsDir: out, fixturesDir, execute: caslExecutor, log, jobs, dryRun: Boolean(opts['dry-run']),
