@@ -10,7 +10,9 @@ import { caslExecutor, fixturePaths } from '../src/experiment/stages.js';
 import { tempDirs } from './temp-dirs.js';
 
 const SAMPLE = path.join(import.meta.dirname, '..', 'fixtures', 'sample');
+const CASL = path.join(import.meta.dirname, '..', 'bin', 'casl.js');
 const tempDir = tempDirs(t);
+const casl = (args: string[]) => spawnSync(process.execPath, [CASL, ...args], { encoding: 'utf8' });
 
 t.test('every n-th image by ascending id is held out with its annotations; the rest is the fit split', async (t) => {
   const coco = {
@@ -53,12 +55,13 @@ t.test('the derived fixtures: fit as labeled.json, held out as val.json over the
 
 t.test('casl experiment --holdout plans on the split and says so', async (t) => {
   const out = tempDir('casl-holdout-cli-');
-  const r = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'bin', 'casl.js'), 'experiment', '--profile', 'smoke', '--fixtures', SAMPLE, '--out', out, '--holdout', '3', '--dry-run'], { encoding: 'utf8' });
+  const plan = (fixtures: string) => casl(['experiment', '--profile', 'smoke', '--fixtures', fixtures, '--out', out, '--holdout', '3', '--dry-run']);
+  const r = plan(SAMPLE);
   t.equal(r.status, 0, r.stderr);
   t.match(r.stderr, /--holdout 3: training on \d+ labeled images, scoring on the other \d+ .*val is not read/);
   t.match(r.stderr, /labeler: would run/);
   t.ok(existsSync(path.join(out, 'fixtures-holdout-3', 'annotations', 'val.json')));
-  const bad = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'bin', 'casl.js'), 'experiment', '--profile', 'smoke', '--fixtures', path.join(out, 'none'), '--out', out, '--holdout', '3', '--dry-run'], { encoding: 'utf8' });
+  const bad = plan(path.join(out, 'none'));
   t.equal(bad.status, 2);
   t.match(bad.stderr, /fixtures\.json is missing: make the fixtures first/);
 });

@@ -17,7 +17,7 @@ interface Coco {
 
 /** Every n-th labeled image by ascending id (positions 0, n, 2n, …) is held out; the rest is the fit split. */
 export function splitHoldout(coco: Coco, n: number): { fit: Coco; holdout: Coco } {
-  const held = new Set([...coco.images].map((im) => im.id).sort((a, b) => a - b).filter((_, k) => k % n === 0));
+  const held = new Set(coco.images.map((im) => im.id).sort((a, b) => a - b).filter((_, k) => k % n === 0));
   const part = (keep: (id: number) => boolean): Coco => ({
     ...coco,
     images: coco.images.filter((im) => keep(im.id)),
