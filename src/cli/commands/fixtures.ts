@@ -3,6 +3,8 @@ import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { generateFixtures, outProblem } from '../../fixtures/generate.js';
 import { writeMontage } from '../../fixtures/montage.js';
+import { classMixProblem } from '../../fixtures/scene.js';
+import { THING_CLASSES } from '../../fixtures/shapes.js';
 
 function count(opts: Record<string, unknown>, key: string): number {
   const v = opts[key] as number;
@@ -13,7 +15,7 @@ function count(opts: Record<string, unknown>, key: string): number {
 export const command: Command = {
   name: 'fixtures',
   summary: 'make the synthetic scenes dataset (labeled, unlabeled and val splits, COCO JSON)',
-  usage: 'casl fixtures --out DIR [--seed S] [--labeled N] [--unlabeled M] [--val V] [--entities|--no-entities] [--montage PNG]',
+  usage: 'casl fixtures --out DIR [--seed S] [--labeled N] [--unlabeled M] [--val V] [--entities|--no-entities] [--classes K] [--class-tail A] [--montage PNG]',
   example: 'casl fixtures --out data/fixtures --seed 1 --labeled 300 --unlabeled 3000 --val 300',
   pipeline: 'fixtures',
   options: {
@@ -23,6 +25,8 @@ export const command: Command = {
     unlabeled: { type: 'integer', help: 'images in the unlabeled split' },
     val: { type: 'integer', help: 'images in the val split' },
     entities: { type: 'boolean', help: 'also write {labeled,val}_entities.json and unlabeled_hidden_gt_entities.json: things and stuff (sky, ground, water)' },
+    classes: { type: 'integer', help: `thing classes: the first K of ${THING_CLASSES.length} shapes (6: circle … star; more add look-alikes of those)` },
+    'class-tail': { type: 'number', help: 'how unevenly the classes appear: the i-th (from 1) with weight 1/i^A; 0 uniform, 1 long-tailed like COCO' },
     'jpeg-quality': { type: 'integer', help: 'JPEG quality of the JPEG share of the images (1-100)' },
     concurrency: { type: 'integer', help: 'images being encoded while the next one renders' },
     montage: { type: 'string', help: 'also write a PNG of the first labeled images with their masks outlined (e.g. docs/fixtures.png)' },
@@ -38,12 +42,15 @@ export const command: Command = {
     const seed = opts.seed as number;
     // Seeds are hashed as 32-bit integers: larger ones would silently alias.
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be an integer from 0 to 4294967295, got ${seed}`);
+    const mix = { count: opts.classes as number, tail: opts['class-tail'] as number };
+    const mixProblem = classMixProblem(mix);
+    if (mixProblem) throw new UsageError(`--classes / --class-tail: ${mixProblem}`);
     const problem = outProblem(out);
     if (problem) throw new UsageError(problem);
     const started = Date.now();
     await generateFixtures({
       out, seed, labeled: count(opts, 'labeled'), unlabeled: count(opts, 'unlabeled'),
-      val: count(opts, 'val'), entities: opts.entities as boolean, jpegQuality: quality, concurrency,
+      val: count(opts, 'val'), entities: opts.entities as boolean, mix, jpegQuality: quality, concurrency,
       log: opts.quiet ? undefined : (line) => ctx.stderr.write(`casl fixtures: ${line}\n`),
     });
     const montage = opts.montage as string | undefined;
