@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { generateFixtures, imageSeed, type FixturesOptions, type Split } from '../src/fixtures/generate.js';
-import { makeScene, sceneTint } from '../src/fixtures/scene.js';
+import { type ClassMix, classShares, DEFAULT_MIX, makeScene, sceneTint } from '../src/fixtures/scene.js';
+import { outlineArea, THING_CLASSES, unitOutline } from '../src/fixtures/shapes.js';
+import { Rng } from '../src/fixtures/prng.js';
 import { decodeMask, rleArea, rleToBbox, segmentationToRle } from '../src/geometry/mask.js';
 import { command } from '../src/cli/commands/fixtures.js';
 import { parseArgs, PROJECT_ROOT } from '../src/cli/options.js';
@@ -141,8 +143,8 @@ t.test('COCO files: ids, categories, boxes, areas and masks agree', async (t) =>
   t.same(readdirSync(path.join(noEntities, 'annotations')).sort(), ['labeled.json', 'unlabeled_hidden_gt.json', 'val.json']);
 });
 
-t.test('masks cover the pixels painted for their thing', async (t) => {
-  const dir = await make({ labeled: 10, unlabeled: 0, val: 0 });
+async function masksShowTheirThings(t: Test, mix: ClassMix): Promise<void> {
+  const dir = await make({ labeled: 10, unlabeled: 0, val: 0, mix });
   const coco = readCoco(path.join(dir, 'annotations', 'labeled.json'));
   let pngs = 0;
   for (const [index, im] of coco.images.entries()) {
@@ -152,7 +154,7 @@ t.test('masks cover the pixels painted for their thing', async (t) => {
     const lossless = im.file_name.endsWith('.png');
     if (lossless) pngs++;
     // The scene again, to know what each thing's surface looks like at each pixel.
-    const scene = makeScene(imageSeed(1, 'labeled' as Split, index));
+    const scene = makeScene(imageSeed(1, 'labeled' as Split, index), mix);
     const tint = sceneTint(scene);
     const things = scene.things;
     const anns = coco.annotations.filter((a) => a.image_id === im.id);
@@ -183,6 +185,38 @@ t.test('masks cover the pixels painted for their thing', async (t) => {
     });
   }
   t.ok(pngs > 0, 'some images are PNG, checked exactly');
+}
+
+t.test('masks cover the pixels painted for their thing', (t) => masksShowTheirThings(t, DEFAULT_MIX));
+t.test('masks cover the pixels painted for their thing: the twenty classes', (t) => masksShowTheirThings(t, { count: 20, tail: 0 }));
+
+t.test('more classes, long-tailed: --classes and --class-tail', async (t) => {
+  const rng = new Rng(7);
+  for (const cls of THING_CLASSES) {
+    const pts = unitOutline(cls, rng, 20);
+    const inside = pts.every(([x, y]) => Math.abs(x) <= 1.1 && Math.abs(y) <= 1.1);
+    t.ok(inside && outlineArea(pts) > 0.4, `${cls}: an outline of area ${outlineArea(pts).toFixed(2)} about the unit circle (within ±1.1)`);
+  }
+  t.same(classShares(DEFAULT_MIX).map((x) => x.toFixed(4)), Array(6).fill((1 / 6).toFixed(4)), 'the default is six, uniform');
+  const zipf = classShares({ count: 20, tail: 1 });
+  t.ok(Math.abs(zipf.reduce((a, b) => a + b, 0) - 1) < 1e-12 && Math.abs(zipf[0] / zipf[19] - 20) < 1e-9, 'tail 1: the first class 20 times the last');
+  const dir = await make({ labeled: 60, unlabeled: 0, val: 0, mix: { count: 20, tail: 1 } });
+  const file = path.join(dir, 'annotations', 'labeled.json');
+  checkCoco(t, file, path.join(dir, 'images', 'labeled'));
+  checkCoco(t, path.join(dir, 'annotations', 'labeled_entities.json'), path.join(dir, 'images', 'labeled'));
+  const coco = readCoco(file);
+  t.same(coco.categories.map((c) => c.id), Array.from({ length: 20 }, (_, i) => i + 1), 'twenty thing categories');
+  const entities = readCoco(path.join(dir, 'annotations', 'labeled_entities.json'));
+  t.same(entities.categories.filter((c) => !c.isthing).map((c) => [c.id, c.name]), [[21, 'sky'], [22, 'ground'], [23, 'water']], 'stuff numbered after them');
+  const per = Array(21).fill(0);
+  for (const a of coco.annotations) per[a.category_id]++;
+  const head = per[1] + per[2] + per[3], tail = per.slice(11).reduce((a, b) => a + b, 0);
+  // Expected shares: classes 1-3 0.51, classes 11-20 0.17 of all things.
+  t.ok(head > 2 * tail, `the three commonest classes ${head} things, the last ten ${tail}`);
+  t.ok(new Set(coco.annotations.map((a) => a.category_id)).size >= 15, 'most classes appear in 60 images');
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'fixtures.json'), 'utf8'));
+  t.same([manifest.classes, manifest.class_tail], [20, 1], 'the manifest says which classes');
+  t.equal(JSON.parse(readFileSync(path.join(SAMPLE, 'fixtures.json'), 'utf8')).classes, undefined, 'and the default one does not');
 });
 
 t.test('sizes, counts and variety', async (t) => {
@@ -250,6 +284,8 @@ t.test('command line: --out required, a foreign directory refused, an old tree r
   t.equal(readFileSync(path.join(foreign, 'thesis.tex'), 'utf8'), 'precious', 'left alone');
   await t.rejects(run(['--out', tmp(), '--seed', '4294967296', '--quiet']), /--seed must be an integer from 0 to 4294967295/);
   await t.rejects(run(['--out', tmp(), '--labeled', '-1', '--quiet']), /--labeled must be a whole number/);
+  await t.rejects(run(['--out', tmp(), '--classes', '21', '--quiet']), /--classes \/ --class-tail: the class count must be 1-20, got 21/);
+  await t.rejects(run(['--out', tmp(), '--class-tail', '-0.5', '--quiet']), /the class tail must be 0-4, got -0.5/);
   const dir = tmp();
   t.equal(await run(['--out', dir, '--labeled', '3', '--unlabeled', '0', '--val', '0', '--quiet']), 0);
   // As if interrupted: no manifest yet, but still recognisably ours.
