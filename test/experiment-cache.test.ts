@@ -11,10 +11,11 @@ import { planKeys, canonicalJson } from '../src/experiment/cache.js';
 import { runPlan } from '../src/experiment/runner.js';
 import { loadProfile, type Profile } from '../src/experiment/profile.js';
 import { pipelineFile } from '../src/cli/options.js';
+import { DEFAULT_MIX } from '../src/fixtures/scene.js';
 
 const profile: Profile = {
   name: 'test', seeds: [1, 2], size: 64, batchSize: 2, labelerSteps: 5, warmupSteps: 4, finetuneSteps: 3, delta: 0.5,
-  unlabeledShards: 1, baselineLongSeeds: [1], sweepSteps: 2, sweepDeltas: [0.3, 0.5], sweepFractions: [0.5], galleryDeltas: [0.3],
+  unlabeledShards: 1, baselineLongSeeds: [1], sweepSteps: 2, sweepDeltas: [0.3, 0.5], sweepFractions: [0.5], galleryDeltas: [0.3], mix: DEFAULT_MIX,
 };
 
 const bases = (lr: Record<string, number> = {}): BaseYaml => (name) => ({ stage: name, lr: lr[name] ?? 0.01, aug: 'weak', out: `runs/${name}` });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { meanStd, formatStat, collectResults, formatTable, verdict } from '../src/experiment/table.js';
 import { buildPlan } from '../src/experiment/plan.js';
 import type { Outcome } from '../src/experiment/runner.js';
+import { DEFAULT_MIX } from '../src/fixtures/scene.js';
 import type { Profile } from '../src/experiment/profile.js';
 
 t.test('mean and sample std', async (t) => {
@@ -24,7 +25,7 @@ t.test('the table from stage outputs', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const profile: Profile = {
     name: 'test', seeds: [1, 2, 3], size: 64, batchSize: 2, labelerSteps: 5, warmupSteps: 4, finetuneSteps: 3, delta: 0.5,
-    unlabeledShards: 1, baselineLongSeeds: [], sweepSteps: 0, sweepDeltas: [], sweepFractions: [], galleryDeltas: [0.5],
+    unlabeledShards: 1, baselineLongSeeds: [], sweepSteps: 0, sweepDeltas: [], sweepFractions: [], galleryDeltas: [0.5], mix: DEFAULT_MIX,
   };
   const plan = buildPlan(profile, () => ({ lr: 0.01 }));
   // AP of each finetune: baseline 10/12/14, CA-SSL 20/21/22 except seed 3 unfinished; cs 15/15/15.

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { pipelineFile } from '../cli/options.js';
+import { isDefaultMix } from '../fixtures/scene.js';
 import type { Profile } from './profile.js';
 
 export type StageKind = 'fixtures' | 'train' | 'pseudo-label' | 'select' | 'eval-agnostic';
@@ -108,7 +109,10 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
     lrScale: (ftBase['lr-scale'] as string[] | undefined) ?? [],
   };
 
-  add({ id: 'fixtures', kind: 'fixtures', config: { seed: 1 }, deps: {} });
+  // The class mix is named only when not the default, so the six-class
+  // experiment keeps its cache keys.
+  const mix = isDefaultMix(p.mix) ? {} : { classes: p.mix.count, 'class-tail': p.mix.tail };
+  add({ id: 'fixtures', kind: 'fixtures', config: { seed: 1, ...mix }, deps: {} });
   const labeler = train('labeler', { stage: 'labeler', from: 'labeler', steps: p.labelerSteps, seed: 1, data: 'labeled' });
   // The class-specific labeler: the same budget and settings as the
   // class-agnostic one, but K classes (the finetune stage from scratch).

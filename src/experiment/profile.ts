@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { Ajv } from 'ajv';
 import { UsageError } from '../cli/command.js';
+import { type ClassMix, DEFAULT_MIX } from '../fixtures/scene.js';
+import { THING_CLASSES } from '../fixtures/shapes.js';
 
 export interface Profile {
   name: string;
@@ -20,6 +22,8 @@ export interface Profile {
   sweepDeltas: number[];
   sweepFractions: number[];
   galleryDeltas: number[];
+  /** The fixtures' thing classes (casl fixtures --classes / --class-tail); default six, uniform. */
+  mix: ClassMix;
 }
 
 const ints = { type: 'array', items: { type: 'integer' } };
@@ -43,6 +47,8 @@ const PROFILE_SCHEMA = {
     'sweep-deltas': { type: 'array', items: { type: 'number', minimum: 0, exclusiveMaximum: 1 } },
     'sweep-fractions': fractions,
     'gallery-deltas': { type: 'array', items: { type: 'number', minimum: 0, exclusiveMaximum: 1 } },
+    classes: { type: 'integer', minimum: 1, maximum: THING_CLASSES.length },
+    'class-tail': { type: 'number', minimum: 0, maximum: 4 },
   },
 };
 
@@ -85,6 +91,7 @@ export function loadProfile(file: string, name: string): Profile {
     sweepDeltas: o['sweep-deltas'] as number[],
     sweepFractions: o['sweep-fractions'] as number[],
     galleryDeltas: o['gallery-deltas'] as number[],
+    mix: { count: (o.classes as number | undefined) ?? DEFAULT_MIX.count, tail: (o['class-tail'] as number | undefined) ?? DEFAULT_MIX.tail },
   };
   for (const f of profile.sweepFractions) {
     if (!Number.isInteger(Math.round(1 / f)) || Math.abs(1 / f - Math.round(1 / f)) > 1e-9) {

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fixturesKey, planKeys, readDone, stageDir, writeDone } from './cache.js';
+import { UsageError } from '../cli/command.js';
 import type { Plan, StageSpec } from './plan.js';
 
 /** Makes one stage's outputs in `dir` from its inputs (role → directory). */
@@ -75,7 +76,7 @@ export async function runPlan(plan: Plan, o: RunOptions): Promise<Map<string, Ou
   const log = o.log ?? (() => {});
   const fixtures = plan.stages.find((s) => s.kind === 'fixtures');
   if (fixtures && !existsSync(path.join(o.fixturesDir, 'fixtures.json'))) {
-    if (o.dryRun) throw new Error(`${o.fixturesDir}/fixtures.json is missing: make the fixtures first (make fixtures) to plan the rest`);
+    if (o.dryRun) throw new UsageError(`${o.fixturesDir}/fixtures.json is missing: make the fixtures first (the same command without --dry-run makes them) to plan the rest`);
     log(`fixtures: making ${o.fixturesDir}`);
     await o.execute(fixtures, o.fixturesDir, {});
   }

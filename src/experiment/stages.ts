@@ -158,7 +158,9 @@ export const caslExecutor: Executor = async (s, dir, inputs) => {
   switch (s.kind) {
     case 'fixtures':
       mkdirSync(path.dirname(dir), { recursive: true });
-      await runCasl(['fixtures', '--out', dir, '--seed', String(s.config.seed)], path.dirname(dir), path.join(path.dirname(dir), 'fixtures.stdout'));
+      await runCasl(['fixtures', '--out', dir, '--seed', String(s.config.seed),
+        ...(s.config.classes === undefined ? [] : ['--classes', String(s.config.classes), '--class-tail', String(s.config['class-tail'])])],
+      path.dirname(dir), path.join(path.dirname(dir), 'fixtures.stdout'));
       return;
     case 'train': return trainStage(s, dir, inputs);
     case 'pseudo-label': return pseudoLabelStage(s, dir, inputs);

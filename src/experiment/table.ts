@@ -4,6 +4,7 @@
 // counted, never the best one.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_MIX, describeMix } from '../fixtures/scene.js';
 import type { Plan } from './plan.js';
 import type { Outcome } from './runner.js';
 
@@ -161,7 +162,7 @@ function pts(x: number | undefined): string {
 export function formatTable(r: Results): string {
   const p = r.profile;
   const lines: string[] = [];
-  lines.push(`CA-SSL on the fixtures, profile **${p.name}**: COCO box AP (points) on ${r.scoredOn ?? 'the val split'}, mean ± sample std over seeds ${p.seeds.join(', ')} (n per row below).`);
+  lines.push(`CA-SSL on the fixtures (${describeMix(p.mix ?? DEFAULT_MIX)}), profile **${p.name}**: COCO box AP (points) on ${r.scoredOn ?? 'the val split'}, mean ± sample std over seeds ${p.seeds.join(', ')} (n per row below).`);
   lines.push('');
   lines.push('| warmup data | n | AP^det-a (warmup) | AP^det | AP50 | AP75 | APs | APm | APl |');
   lines.push('|---|---|---|---|---|---|---|---|---|');

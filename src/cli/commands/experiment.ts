@@ -1,18 +1,33 @@
 // `casl experiment`: the CA-SSL experiment end to end (pipelines/ca-ssl.yaml),
 // every stage cached by its inputs' hashes under OUT/stages/, the table in
 // OUT/table.md and on stdout, everything the report needs in OUT/results.json.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { pipelineFile } from '../options.js';
 import { loadProfile } from '../../experiment/profile.js';
+import { type ClassMix, DEFAULT_MIX, describeMix, isDefaultMix } from '../../fixtures/scene.js';
 import { makeHoldoutFixtures } from '../../experiment/holdout.js';
 import { buildPlan } from '../../experiment/plan.js';
 import { runPlan } from '../../experiment/runner.js';
 import { caslExecutor, signalStages } from '../../experiment/stages.js';
 import { collectResults, formatTable } from '../../experiment/table.js';
+
+/** Where the experiment makes (or finds) its fixtures when --fixtures is not given. */
+export function defaultFixturesDir(mix: ClassMix): string {
+  return isDefaultMix(mix) ? 'data/fixtures' : `data/fixtures-c${mix.count}-t${mix.tail}`;
+}
+
+/** Why the fixtures in `dir` are not of the profile's classes, or null (also when there are none yet). */
+function mixMismatch(dir: string, mix: ClassMix): string | null {
+  const file = path.join(dir, 'fixtures.json');
+  if (!existsSync(file)) return null;
+  const m = JSON.parse(readFileSync(file, 'utf8')) as { classes?: number; class_tail?: number };
+  const have: ClassMix = { count: m.classes ?? DEFAULT_MIX.count, tail: m.class_tail ?? DEFAULT_MIX.tail };
+  return have.count === mix.count && have.tail === mix.tail ? null : `the fixtures in ${dir} have ${describeMix(have)}`;
+}
 
 export const command: Command = {
   name: 'experiment',
@@ -23,7 +38,7 @@ export const command: Command = {
     profile: { type: 'string', help: 'profile of --profiles to run (quick: < 30 min, full: < 2.5 h on 2 cores)', default: 'full' },
     profiles: { type: 'string', help: 'the profiles file', default: pipelineFile('ca-ssl') },
     out: { type: 'string', short: 'o', help: 'experiment directory: stages/, table.md, results.json', default: 'runs/ca-ssl' },
-    fixtures: { type: 'string', help: 'the fixtures (casl fixtures --out DIR); made here when missing', default: 'data/fixtures' },
+    fixtures: { type: 'string', help: "the fixtures (casl fixtures --out DIR); made here when missing. Default: data/fixtures, or data/fixtures-cK-tA for a profile with K classes of tail A (its 'classes', 'class-tail')" },
     jobs: { type: 'integer', help: 'stages run at once, each on one thread (CASL_THREADS=1 unless set): at S = 128 two one-thread trainings do more steps than one on two threads (README: The experiment)', default: os.availableParallelism() },
     holdout: { type: 'integer', help: "score on every N-th labeled image (by id), held out of all training, instead of on val: for choosing settings without looking at val (the split goes in OUT/fixtures-holdout-N)" },
     'dry-run': { type: 'boolean', help: 'list the stages and which would run, run nothing', default: false },
@@ -51,7 +66,9 @@ export const command: Command = {
         process.exit(sig === 'SIGINT' ? 130 : 143);
       });
     }
-    let fixturesDir = path.resolve(opts.fixtures as string);
+    let fixturesDir = path.resolve((opts.fixtures as string | undefined) ?? defaultFixturesDir(profile.mix));
+    const mismatch = mixMismatch(fixturesDir, profile.mix);
+    if (mismatch) throw new UsageError(`${mismatch}; profile '${profile.name}' wants ${describeMix(profile.mix)}: pass --fixtures with fixtures of those classes, or a new directory to make them in`);
     let scoredOn: string | undefined;
     const every = opts.holdout as number | undefined;
     if (every !== undefined) {
