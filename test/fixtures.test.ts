@@ -219,6 +219,24 @@ t.test('more classes, long-tailed: --classes and --class-tail', async (t) => {
   t.equal(JSON.parse(readFileSync(path.join(SAMPLE, 'fixtures.json'), 'utf8')).classes, undefined, 'and the default one does not');
 });
 
+t.test('--unlabeled-classes: unlabeled images with classes the labeled split never names', async (t) => {
+  const dir = await make({ labeled: 6, unlabeled: 30, val: 6, unlabeledClasses: 12 });
+  const plain = await make({ labeled: 6, unlabeled: 0, val: 6 });
+  for (const f of ['labeled.json', 'val.json']) {
+    t.equal(readFileSync(path.join(dir, 'annotations', f), 'utf8'), readFileSync(path.join(plain, 'annotations', f), 'utf8'), `${f}: the six-class split, unchanged`);
+  }
+  const hidden = readCoco(path.join(dir, 'annotations', 'unlabeled_hidden_gt.json'));
+  checkCoco(t, path.join(dir, 'annotations', 'unlabeled_hidden_gt.json'), path.join(dir, 'images', 'unlabeled'));
+  t.same(hidden.categories.map((c) => c.id), Array.from({ length: 12 }, (_, i) => i + 1), 'its hidden truth names twelve');
+  t.ok(hidden.annotations.some((a) => a.category_id > 6), 'and holds objects of the other six');
+  // One numbering for all splits: stuff after the twelve, in every entities file.
+  for (const f of ['labeled_entities.json', 'unlabeled_hidden_gt_entities.json']) {
+    const stuff = readCoco(path.join(dir, 'annotations', f)).categories.filter((c) => !c.isthing).map((c) => c.id);
+    t.same(stuff, [13, 14, 15], `${f}: stuff ids 13-15`);
+  }
+  t.equal(JSON.parse(readFileSync(path.join(dir, 'fixtures.json'), 'utf8')).unlabeled_classes, 12, 'the manifest says so');
+});
+
 t.test('sizes, counts and variety', async (t) => {
   const dir = await make({ labeled: 60, unlabeled: 0, val: 0 });
   const coco = readCoco(path.join(dir, 'annotations', 'labeled.json'));
@@ -286,6 +304,7 @@ t.test('command line: --out required, a foreign directory refused, an old tree r
   await t.rejects(run(['--out', tmp(), '--labeled', '-1', '--quiet']), /--labeled must be a whole number/);
   await t.rejects(run(['--out', tmp(), '--classes', '21', '--quiet']), /--classes \/ --class-tail: the class count must be 1-20, got 21/);
   await t.rejects(run(['--out', tmp(), '--class-tail', '-0.5', '--quiet']), /the class tail must be 0-4, got -0.5/);
+  await t.rejects(run(['--out', tmp(), '--unlabeled-classes', '0', '--quiet']), /--unlabeled-classes: the class count must be 1-20, got 0/);
   const dir = tmp();
   t.equal(await run(['--out', dir, '--labeled', '3', '--unlabeled', '0', '--val', '0', '--quiet']), 0);
   // As if interrupted: no manifest yet, but still recognisably ours.

@@ -15,7 +15,7 @@ function count(opts: Record<string, unknown>, key: string): number {
 export const command: Command = {
   name: 'fixtures',
   summary: 'make the synthetic scenes dataset (labeled, unlabeled and val splits, COCO JSON)',
-  usage: 'casl fixtures --out DIR [--seed S] [--labeled N] [--unlabeled M] [--val V] [--entities|--no-entities] [--classes K] [--class-tail A] [--montage PNG]',
+  usage: 'casl fixtures --out DIR [--seed S] [--labeled N] [--unlabeled M] [--val V] [--entities|--no-entities] [--classes K] [--class-tail A] [--unlabeled-classes N] [--montage PNG]',
   example: 'casl fixtures --out data/fixtures --seed 1 --labeled 300 --unlabeled 3000 --val 300',
   pipeline: 'fixtures',
   options: {
@@ -26,6 +26,7 @@ export const command: Command = {
     val: { type: 'integer', help: 'images in the val split' },
     entities: { type: 'boolean', help: 'also write {labeled,val}_entities.json and unlabeled_hidden_gt_entities.json: things and stuff (sky, ground, water)' },
     classes: { type: 'integer', help: `thing classes: the first K of ${THING_CLASSES.length} shapes (6: circle … star; more add look-alikes of those)` },
+    'unlabeled-classes': { type: 'integer', help: 'the unlabeled split draws from the first N classes instead (N > --classes: objects of classes the labeled and val splits never name, as unlabeled images from another source have)' },
     'class-tail': { type: 'number', help: 'how unevenly the classes appear: the i-th (from 1) with weight 1/i^A; 0 uniform, 1 long-tailed like COCO' },
     'jpeg-quality': { type: 'integer', help: 'JPEG quality of the JPEG share of the images (1-100)' },
     concurrency: { type: 'integer', help: 'images being encoded while the next one renders' },
@@ -45,12 +46,16 @@ export const command: Command = {
     const mix = { count: opts.classes as number, tail: opts['class-tail'] as number };
     const mixProblem = classMixProblem(mix);
     if (mixProblem) throw new UsageError(`--classes / --class-tail: ${mixProblem}`);
+    const unlabeledClasses = opts['unlabeled-classes'] as number | undefined;
+    if (unlabeledClasses !== undefined && classMixProblem({ ...mix, count: unlabeledClasses })) {
+      throw new UsageError(`--unlabeled-classes: ${classMixProblem({ ...mix, count: unlabeledClasses })}`);
+    }
     const problem = outProblem(out);
     if (problem) throw new UsageError(problem);
     const started = Date.now();
     await generateFixtures({
       out, seed, labeled: count(opts, 'labeled'), unlabeled: count(opts, 'unlabeled'),
-      val: count(opts, 'val'), entities: opts.entities as boolean, mix, jpegQuality: quality, concurrency,
+      val: count(opts, 'val'), entities: opts.entities as boolean, mix, unlabeledClasses, jpegQuality: quality, concurrency,
       log: opts.quiet ? undefined : (line) => ctx.stderr.write(`casl fixtures: ${line}\n`),
     });
     const montage = opts.montage as string | undefined;
