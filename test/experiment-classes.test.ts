@@ -34,6 +34,9 @@ t.test('the profile keys become the fixtures stage config, only when not the def
   t.equal(defaultFixturesDir(plain.mix), 'data/fixtures');
   t.equal(defaultFixturesDir(lt.mix), 'data/fixtures-c20-t1');
   t.throws(() => loadProfile(profilesWith({ classes: 21 }), 'lt'), /profile 'lt': key 'classes' must be <= 20/);
+  const novel = loadProfile(profilesWith({ 'unlabeled-classes': 12 }), 'lt');
+  t.same(buildPlan(novel).stages.find((s) => s.kind === 'fixtures')!.config, { seed: 1, classes: 6, 'class-tail': 0, 'unlabeled-classes': 12 });
+  t.equal(defaultFixturesDir(novel.mix), 'data/fixtures-c6-t0-u12');
 });
 
 t.test('casl experiment refuses fixtures of other classes, and finds its own by default', async (t) => {
@@ -46,4 +49,6 @@ t.test('casl experiment refuses fixtures of other classes, and finds its own by 
   const none = run([]);
   t.equal(none.status, 2, none.stderr);
   t.match(none.stderr, /data\/fixtures-c20-t1\/fixtures\.json is missing/, 'the default directory is named for the classes');
+  const novel = spawnSync(process.execPath, [CASL, 'experiment', '--profiles', profilesWith({ 'unlabeled-classes': 12 }), '--profile', 'lt', '--fixtures', SAMPLE, '--out', path.join(cwd, 'out2'), '--dry-run'], { encoding: 'utf8', cwd });
+  t.match(novel.stderr, /have 6 classes, uniform; profile 'lt' wants 6 classes, uniform; the unlabeled images 12/);
 });

@@ -220,7 +220,7 @@ t.test('more classes, long-tailed: --classes and --class-tail', async (t) => {
 });
 
 t.test('--unlabeled-classes: unlabeled images with classes the labeled split never names', async (t) => {
-  const dir = await make({ labeled: 6, unlabeled: 30, val: 6, unlabeledClasses: 12 });
+  const dir = await make({ labeled: 6, unlabeled: 30, val: 6, mix: { count: 6, tail: 0, unlabeled: 12 } });
   const plain = await make({ labeled: 6, unlabeled: 0, val: 6 });
   for (const f of ['labeled.json', 'val.json']) {
     t.equal(readFileSync(path.join(dir, 'annotations', f), 'utf8'), readFileSync(path.join(plain, 'annotations', f), 'utf8'), `${f}: the six-class split, unchanged`);
@@ -302,9 +302,9 @@ t.test('command line: --out required, a foreign directory refused, an old tree r
   t.equal(readFileSync(path.join(foreign, 'thesis.tex'), 'utf8'), 'precious', 'left alone');
   await t.rejects(run(['--out', tmp(), '--seed', '4294967296', '--quiet']), /--seed must be an integer from 0 to 4294967295/);
   await t.rejects(run(['--out', tmp(), '--labeled', '-1', '--quiet']), /--labeled must be a whole number/);
-  await t.rejects(run(['--out', tmp(), '--classes', '21', '--quiet']), /--classes \/ --class-tail: the class count must be 1-20, got 21/);
+  await t.rejects(run(['--out', tmp(), '--classes', '21', '--quiet']), /--classes \/ --class-tail \/ --unlabeled-classes: the class count must be 1-20, got 21/);
   await t.rejects(run(['--out', tmp(), '--class-tail', '-0.5', '--quiet']), /the class tail must be 0-4, got -0.5/);
-  await t.rejects(run(['--out', tmp(), '--unlabeled-classes', '0', '--quiet']), /--unlabeled-classes: the class count must be 1-20, got 0/);
+  await t.rejects(run(['--out', tmp(), '--unlabeled-classes', '0', '--quiet']), /the unlabeled split's class count must be 1-20, got 0/);
   const dir = tmp();
   t.equal(await run(['--out', dir, '--labeled', '3', '--unlabeled', '0', '--val', '0', '--quiet']), 0);
   // As if interrupted: no manifest yet, but still recognisably ours.

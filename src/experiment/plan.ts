@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { pipelineFile } from '../cli/options.js';
-import { isDefaultMix } from '../fixtures/scene.js';
+import { isDefaultMix, unlabeledMix } from '../fixtures/scene.js';
 import type { Profile } from './profile.js';
 
 export type StageKind = 'fixtures' | 'train' | 'pseudo-label' | 'select' | 'eval-agnostic';
@@ -111,7 +111,8 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
 
   // The class mix is named only when not the default, so the six-class
   // experiment keeps its cache keys.
-  const mix = isDefaultMix(p.mix) ? {} : { classes: p.mix.count, 'class-tail': p.mix.tail };
+  const u = unlabeledMix(p.mix).count;
+  const mix = isDefaultMix(p.mix) ? {} : { classes: p.mix.count, 'class-tail': p.mix.tail, ...(u === p.mix.count ? {} : { 'unlabeled-classes': u }) };
   add({ id: 'fixtures', kind: 'fixtures', config: { seed: 1, ...mix }, deps: {} });
   const labeler = train('labeler', { stage: 'labeler', from: 'labeler', steps: p.labelerSteps, seed: 1, data: 'labeled' });
   // The class-specific labeler: the same budget and settings as the

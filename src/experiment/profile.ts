@@ -49,6 +49,7 @@ const PROFILE_SCHEMA = {
     'gallery-deltas': { type: 'array', items: { type: 'number', minimum: 0, exclusiveMaximum: 1 } },
     classes: { type: 'integer', minimum: 1, maximum: THING_CLASSES.length },
     'class-tail': { type: 'number', minimum: 0, maximum: 4 },
+    'unlabeled-classes': { type: 'integer', minimum: 1, maximum: THING_CLASSES.length },
   },
 };
 
@@ -91,7 +92,11 @@ export function loadProfile(file: string, name: string): Profile {
     sweepDeltas: o['sweep-deltas'] as number[],
     sweepFractions: o['sweep-fractions'] as number[],
     galleryDeltas: o['gallery-deltas'] as number[],
-    mix: { count: (o.classes as number | undefined) ?? DEFAULT_MIX.count, tail: (o['class-tail'] as number | undefined) ?? DEFAULT_MIX.tail },
+    mix: {
+      count: (o.classes as number | undefined) ?? DEFAULT_MIX.count,
+      tail: (o['class-tail'] as number | undefined) ?? DEFAULT_MIX.tail,
+      unlabeled: o['unlabeled-classes'] as number | undefined,
+    },
   };
   for (const f of profile.sweepFractions) {
     if (!Number.isInteger(Math.round(1 / f)) || Math.abs(1 / f - Math.round(1 / f)) > 1e-9) {

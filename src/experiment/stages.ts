@@ -159,7 +159,8 @@ export const caslExecutor: Executor = async (s, dir, inputs) => {
     case 'fixtures':
       mkdirSync(path.dirname(dir), { recursive: true });
       await runCasl(['fixtures', '--out', dir, '--seed', String(s.config.seed),
-        ...(s.config.classes === undefined ? [] : ['--classes', String(s.config.classes), '--class-tail', String(s.config['class-tail'])])],
+        ...(s.config.classes === undefined ? [] : ['--classes', String(s.config.classes), '--class-tail', String(s.config['class-tail'])]),
+        ...(s.config['unlabeled-classes'] === undefined ? [] : ['--unlabeled-classes', String(s.config['unlabeled-classes'])])],
       path.dirname(dir), path.join(path.dirname(dir), 'fixtures.stdout'));
       return;
     case 'train': return trainStage(s, dir, inputs);

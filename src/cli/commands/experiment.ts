@@ -8,7 +8,7 @@ import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { pipelineFile } from '../options.js';
 import { loadProfile } from '../../experiment/profile.js';
-import { type ClassMix, DEFAULT_MIX, describeMix, isDefaultMix } from '../../fixtures/scene.js';
+import { type ClassMix, DEFAULT_MIX, describeMix, isDefaultMix, sameMix, unlabeledMix } from '../../fixtures/scene.js';
 import { makeHoldoutFixtures } from '../../experiment/holdout.js';
 import { buildPlan } from '../../experiment/plan.js';
 import { runPlan } from '../../experiment/runner.js';
@@ -17,16 +17,17 @@ import { collectResults, formatTable } from '../../experiment/table.js';
 
 /** Where the experiment makes (or finds) its fixtures when --fixtures is not given. */
 export function defaultFixturesDir(mix: ClassMix): string {
-  return isDefaultMix(mix) ? 'data/fixtures' : `data/fixtures-c${mix.count}-t${mix.tail}`;
+  const u = unlabeledMix(mix).count;
+  return isDefaultMix(mix) ? 'data/fixtures' : `data/fixtures-c${mix.count}-t${mix.tail}${u === mix.count ? '' : `-u${u}`}`;
 }
 
 /** Why the fixtures in `dir` are not of the profile's classes, or null (also when there are none yet). */
 function mixMismatch(dir: string, mix: ClassMix): string | null {
   const file = path.join(dir, 'fixtures.json');
   if (!existsSync(file)) return null;
-  const m = JSON.parse(readFileSync(file, 'utf8')) as { classes?: number; class_tail?: number };
-  const have: ClassMix = { count: m.classes ?? DEFAULT_MIX.count, tail: m.class_tail ?? DEFAULT_MIX.tail };
-  return have.count === mix.count && have.tail === mix.tail ? null : `the fixtures in ${dir} have ${describeMix(have)}`;
+  const m = JSON.parse(readFileSync(file, 'utf8')) as { classes?: number; class_tail?: number; unlabeled_classes?: number };
+  const have: ClassMix = { count: m.classes ?? DEFAULT_MIX.count, tail: m.class_tail ?? DEFAULT_MIX.tail, unlabeled: m.unlabeled_classes };
+  return sameMix(have, mix) ? null : `the fixtures in ${dir} have ${describeMix(have)}`;
 }
 
 export const command: Command = {
@@ -38,7 +39,7 @@ export const command: Command = {
     profile: { type: 'string', help: 'profile of --profiles to run (quick: < 30 min, full: < 2.5 h on 2 cores)', default: 'full' },
     profiles: { type: 'string', help: 'the profiles file', default: pipelineFile('ca-ssl') },
     out: { type: 'string', short: 'o', help: 'experiment directory: stages/, table.md, results.json', default: 'runs/ca-ssl' },
-    fixtures: { type: 'string', help: "the fixtures (casl fixtures --out DIR); made here when missing. Default: data/fixtures, or data/fixtures-cK-tA for a profile with K classes of tail A (its 'classes', 'class-tail')" },
+    fixtures: { type: 'string', help: "the fixtures (casl fixtures --out DIR); made here when missing. Default: data/fixtures, or data/fixtures-cK-tA for a profile with K classes of tail A (its 'classes', 'class-tail'), with -uN when its unlabeled images have N ('unlabeled-classes')" },
     jobs: { type: 'integer', help: 'stages run at once, each on one thread (CASL_THREADS=1 unless set): at S = 128 two one-thread trainings do more steps than one on two threads (README: The experiment)', default: os.availableParallelism() },
     holdout: { type: 'integer', help: "score on every N-th labeled image (by id), held out of all training, instead of on val: for choosing settings without looking at val (the split goes in OUT/fixtures-holdout-N)" },
     'dry-run': { type: 'boolean', help: 'list the stages and which would run, run nothing', default: false },

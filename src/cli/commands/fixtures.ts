@@ -43,19 +43,15 @@ export const command: Command = {
     const seed = opts.seed as number;
     // Seeds are hashed as 32-bit integers: larger ones would silently alias.
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be an integer from 0 to 4294967295, got ${seed}`);
-    const mix = { count: opts.classes as number, tail: opts['class-tail'] as number };
+    const mix = { count: opts.classes as number, tail: opts['class-tail'] as number, unlabeled: opts['unlabeled-classes'] as number | undefined };
     const mixProblem = classMixProblem(mix);
-    if (mixProblem) throw new UsageError(`--classes / --class-tail: ${mixProblem}`);
-    const unlabeledClasses = opts['unlabeled-classes'] as number | undefined;
-    if (unlabeledClasses !== undefined && classMixProblem({ ...mix, count: unlabeledClasses })) {
-      throw new UsageError(`--unlabeled-classes: ${classMixProblem({ ...mix, count: unlabeledClasses })}`);
-    }
+    if (mixProblem) throw new UsageError(`--classes / --class-tail / --unlabeled-classes: ${mixProblem}`);
     const problem = outProblem(out);
     if (problem) throw new UsageError(problem);
     const started = Date.now();
     await generateFixtures({
       out, seed, labeled: count(opts, 'labeled'), unlabeled: count(opts, 'unlabeled'),
-      val: count(opts, 'val'), entities: opts.entities as boolean, mix, unlabeledClasses, jpegQuality: quality, concurrency,
+      val: count(opts, 'val'), entities: opts.entities as boolean, mix, jpegQuality: quality, concurrency,
       log: opts.quiet ? undefined : (line) => ctx.stderr.write(`casl fixtures: ${line}\n`),
     });
     const montage = opts.montage as string | undefined;
