@@ -158,10 +158,9 @@ export const caslExecutor: Executor = async (s, dir, inputs) => {
   switch (s.kind) {
     case 'fixtures':
       mkdirSync(path.dirname(dir), { recursive: true });
-      await runCasl(['fixtures', '--out', dir, '--seed', String(s.config.seed),
-        ...(s.config.classes === undefined ? [] : ['--classes', String(s.config.classes), '--class-tail', String(s.config['class-tail'])]),
-        ...(s.config['unlabeled-classes'] === undefined ? [] : ['--unlabeled-classes', String(s.config['unlabeled-classes'])])],
-      path.dirname(dir), path.join(path.dirname(dir), 'fixtures.stdout'));
+      // The stage's config is casl fixtures' own options (seed, and the class mix when not the default).
+      await runCasl(['fixtures', '--out', dir, ...Object.entries(s.config).flatMap(([k, v]) => [`--${k}`, String(v)])],
+        path.dirname(dir), path.join(path.dirname(dir), 'fixtures.stdout'));
       return;
     case 'train': return trainStage(s, dir, inputs);
     case 'pseudo-label': return pseudoLabelStage(s, dir, inputs);

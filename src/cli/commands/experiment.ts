@@ -8,7 +8,8 @@ import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { pipelineFile } from '../options.js';
 import { loadProfile } from '../../experiment/profile.js';
-import { type ClassMix, DEFAULT_MIX, describeMix, isDefaultMix, sameMix, unlabeledMix } from '../../fixtures/scene.js';
+import { manifestMix } from '../../fixtures/generate.js';
+import { type ClassMix, describeMix, isDefaultMix, sameMix, unlabeledMix } from '../../fixtures/scene.js';
 import { makeHoldoutFixtures } from '../../experiment/holdout.js';
 import { buildPlan } from '../../experiment/plan.js';
 import { runPlan } from '../../experiment/runner.js';
@@ -25,8 +26,7 @@ export function defaultFixturesDir(mix: ClassMix): string {
 function mixMismatch(dir: string, mix: ClassMix): string | null {
   const file = path.join(dir, 'fixtures.json');
   if (!existsSync(file)) return null;
-  const m = JSON.parse(readFileSync(file, 'utf8')) as { classes?: number; class_tail?: number; unlabeled_classes?: number };
-  const have: ClassMix = { count: m.classes ?? DEFAULT_MIX.count, tail: m.class_tail ?? DEFAULT_MIX.tail, unlabeled: m.unlabeled_classes };
+  const have = manifestMix(JSON.parse(readFileSync(file, 'utf8')) as Parameters<typeof manifestMix>[0]);
   return sameMix(have, mix) ? null : `the fixtures in ${dir} have ${describeMix(have)}`;
 }
 
