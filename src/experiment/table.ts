@@ -4,7 +4,7 @@
 // counted, never the best one.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_MIX, describeMix } from '../fixtures/scene.js';
+import { describeMix } from '../fixtures/scene.js';
 import type { Plan } from './plan.js';
 import type { Outcome } from './runner.js';
 
@@ -162,7 +162,7 @@ function pts(x: number | undefined): string {
 export function formatTable(r: Results): string {
   const p = r.profile;
   const lines: string[] = [];
-  lines.push(`CA-SSL on the fixtures (${describeMix(p.mix ?? DEFAULT_MIX)}), profile **${p.name}**: COCO box AP (points) on ${r.scoredOn ?? 'the val split'}, mean ± sample std over seeds ${p.seeds.join(', ')} (n per row below).`);
+  lines.push(`CA-SSL on the fixtures (${describeMix(p.mix)}), profile **${p.name}**: COCO box AP (points) on ${r.scoredOn ?? 'the val split'}, mean ± sample std over seeds ${p.seeds.join(', ')} (n per row below).`);
   lines.push('');
   lines.push('| warmup data | n | AP^det-a (warmup) | AP^det | AP50 | AP75 | APs | APm | APl |');
   lines.push('|---|---|---|---|---|---|---|---|---|');
@@ -201,27 +201,26 @@ export function verdict(r: Results): string[] {
   const base = get('baseline');
   const ca = get('ca-ssl');
   const cs = get('cs-pseudo');
-  // The difference of the means in points, and the larger of the two rows' std (NaN with one seed).
-  const compare = (a: TableRow, b: TableRow): { d: number; maxStd: number; spread: string } => {
+  // The difference of the means in points; whether it exceeds the larger of the two rows' std (never, with one seed: no std).
+  const compare = (a: TableRow, b: TableRow): { d: number; oneSeed: boolean; beyondStd: boolean; spread: string } => {
     const d = 100 * (a.finetune.AP.mean - b.finetune.AP.mean);
     const stds = [a.finetune.AP.std, b.finetune.AP.std].filter((x) => !Number.isNaN(x)).map((x) => 100 * x);
-    const maxStd = stds.length ? Math.max(...stds) : NaN;
-    const spread = Number.isNaN(maxStd) ? ' (one seed: no std)' : ` (larger std ${maxStd.toFixed(1)})`;
-    return { d, maxStd, spread };
+    const oneSeed = stds.length === 0;
+    const maxStd = Math.max(...stds);
+    const spread = oneSeed ? ' (one seed: no std)' : ` (larger std ${maxStd.toFixed(1)})`;
+    return { d, oneSeed, beyondStd: !oneSeed && d > maxStd, spread };
   };
   const signed = (d: number) => `${d >= 0 ? '+' : ''}${d.toFixed(1)}`;
   const out: string[] = [];
   if (base && ca && base.seeds.length && ca.seeds.length) {
-    const { d, maxStd, spread } = compare(ca, base);
-    const ok = d >= 3 && (Number.isNaN(maxStd) ? false : d > maxStd);
-    out.push(`- CA-SSL − baseline: ${signed(d)} AP^det points${spread}: `
-      + `${ok ? 'holds' : d >= 3 && Number.isNaN(maxStd) ? 'ahead by ≥ 3, but one seed cannot show it is more than the std' : 'does NOT hold'} (the issue asks ≥ 3 points and more than the std).`);
+    const { d, oneSeed, beyondStd, spread } = compare(ca, base);
+    const word = d < 3 ? 'does NOT hold' : beyondStd ? 'holds' : oneSeed ? 'ahead by ≥ 3, but one seed cannot show it is more than the std' : 'does NOT hold';
+    out.push(`- CA-SSL − baseline: ${signed(d)} AP^det points${spread}: ${word} (the issue asks ≥ 3 points and more than the std).`);
   }
   if (ca && cs && ca.seeds.length && cs.seeds.length) {
-    const { d, maxStd, spread } = compare(ca, cs);
-    const clear = !Number.isNaN(maxStd) && d > maxStd;
-    out.push(`- class-agnostic − class-specific pseudo-label warmup: ${signed(d)} AP^det points${spread}: `
-      + `${d > 0 ? (clear ? 'holds' : Number.isNaN(maxStd) ? 'ahead, but one seed cannot show it is more than the std' : 'ahead, but not by more than the std') : 'does NOT hold'}.`);
+    const { d, oneSeed, beyondStd, spread } = compare(ca, cs);
+    const word = d <= 0 ? 'does NOT hold' : beyondStd ? 'holds' : oneSeed ? 'ahead, but one seed cannot show it is more than the std' : 'ahead, but not by more than the std';
+    out.push(`- class-agnostic − class-specific pseudo-label warmup: ${signed(d)} AP^det points${spread}: ${word}.`);
   }
   return out;
 }
