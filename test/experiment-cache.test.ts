@@ -15,7 +15,7 @@ import { DEFAULT_MIX } from '../src/fixtures/scene.js';
 
 const profile: Profile = {
   name: 'test', seeds: [1, 2], size: 64, batchSize: 2, labelerSteps: 5, warmupSteps: 4, finetuneSteps: 3, delta: 0.5,
-  unlabeledShards: 1, baselineLongSeeds: [1], sweepSteps: 2, sweepDeltas: [0.3, 0.5], sweepFractions: [0.5], galleryDeltas: [0.3], mix: DEFAULT_MIX,
+  unlabeledShards: 1, baselineLongSeeds: [1], sweepSteps: 2, sweepDeltas: [0.3, 0.5], sweepFractions: [0.5], galleryDeltas: [0.3], mix: DEFAULT_MIX, pretrainSteps: 0, pretrainImages: 2000,
 };
 
 const bases = (lr: Record<string, number> = {}): BaseYaml => (name) => ({ stage: name, lr: lr[name] ?? 0.01, aug: 'weak', out: `runs/${name}` });

@@ -3,26 +3,19 @@
 // are refused with a message that says which.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml, stringify } from 'yaml';
 import { pipelineFile } from '../src/cli/options.js';
 import { defaultFixturesDir } from '../src/cli/commands/experiment.js';
 import { buildPlan } from '../src/experiment/plan.js';
 import { loadProfile } from '../src/experiment/profile.js';
+import { smokeProfilesWith } from './smoke-profile.js';
 import { tempDirs } from './temp-dirs.js';
 
 const SAMPLE = path.join(import.meta.dirname, '..', 'fixtures', 'sample');
 const CASL = path.join(import.meta.dirname, '..', 'bin', 'casl.js');
 const tempDir = tempDirs(t);
 
-/** A profiles file whose profile 'lt' is the smoke profile with `extra` on top. */
-function profilesWith(extra: Record<string, unknown>): string {
-  const smoke = (parseYaml(readFileSync(pipelineFile('ca-ssl'), 'utf8')) as { profiles: Record<string, object> }).profiles.smoke;
-  const file = path.join(tempDir('casl-classes-'), 'ca-ssl.yaml');
-  writeFileSync(file, stringify({ profiles: { lt: { ...smoke, ...extra } } }));
-  return file;
-}
+const profilesWith = (extra: Record<string, unknown>): string => smokeProfilesWith(tempDir('casl-classes-'), 'lt', extra);
 
 t.test('the profile keys become the fixtures stage config, only when not the default', async (t) => {
   const lt = loadProfile(profilesWith({ classes: 20, 'class-tail': 1 }), 'lt');

@@ -25,7 +25,7 @@ t.test('the table from stage outputs', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const profile: Profile = {
     name: 'test', seeds: [1, 2, 3], size: 64, batchSize: 2, labelerSteps: 5, warmupSteps: 4, finetuneSteps: 3, delta: 0.5,
-    unlabeledShards: 1, baselineLongSeeds: [], sweepSteps: 0, sweepDeltas: [], sweepFractions: [], galleryDeltas: [0.5], mix: DEFAULT_MIX,
+    unlabeledShards: 1, baselineLongSeeds: [], sweepSteps: 0, sweepDeltas: [], sweepFractions: [], galleryDeltas: [0.5], mix: DEFAULT_MIX, pretrainSteps: 0, pretrainImages: 2000,
   };
   const plan = buildPlan(profile, () => ({ lr: 0.01 }));
   // AP of each finetune: baseline 10/12/14, CA-SSL 20/21/22 except seed 3 unfinished; cs 15/15/15.
@@ -57,6 +57,8 @@ t.test('the table from stage outputs', async (t) => {
   t.equal(r.rows.find((x) => x.key === 'cs-pseudo')!.warmupAPa.mean, 0.3, 'class-specific warmup: AP^det-a from its eval-agnostic stage');
   const md = formatTable(r);
   t.match(md, /COCO box AP \(points\) on the val split, mean/);
+  t.match(md, /Budget: S = \d+, B = \d+; steps: labelers/, 'from scratch: no pretrain steps');
+  t.match(formatTable({ ...r, profile: { ...r.profile, pretrainSteps: 5000 } }), /steps: pretrain 5000 \(2000 images of other shapes; every model not started from a warmup starts from its backbone\), labelers/);
   t.match(formatTable({ ...r, scoredOn: '9 labeled images held out' }), /COCO box AP \(points\) on 9 labeled images held out, mean/, '--holdout: the table says what it scored');
   t.match(md, /\| class-agnostic pseudo labels \(δ = 0\.5\) — CA-SSL \| 2 \(seeds 3 unfinished\) \| 5\.0 ± 0\.0 \| 21\.0 ± 1\.4 \| 42\.0 ± 2\.8 /);
   t.match(md, /\| none \(labeled GT only, from scratch\) \| 3 \| — \| 12\.0 ± 2\.0 /);

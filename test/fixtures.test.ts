@@ -237,6 +237,24 @@ t.test('--unlabeled-classes: unlabeled images with classes the labeled split nev
   t.equal(JSON.parse(readFileSync(path.join(dir, 'fixtures.json'), 'utf8')).unlabeled_classes, 12, 'the manifest says so');
 });
 
+t.test('--skip-classes: scenes of the other shapes only (a pretraining set)', async (t) => {
+  const dir = await make({ labeled: 30, unlabeled: 6, val: 6, mix: { count: 20, tail: 0, skip: 6 } });
+  for (const split of ['labeled', 'unlabeled_hidden_gt', 'val']) {
+    const f = path.join(dir, 'annotations', `${split}.json`);
+    checkCoco(t, f, path.join(dir, 'images', split === 'unlabeled_hidden_gt' ? 'unlabeled' : split));
+    const coco = readCoco(f);
+    t.same(coco.categories.map((c) => c.id), Array.from({ length: 14 }, (_, i) => i + 7), `${split}: categories 7-20`);
+    t.ok(coco.annotations.every((a) => a.category_id >= 7 && a.category_id <= 20), `${split}: none of the first six`);
+  }
+  const labeled = readCoco(path.join(dir, 'annotations', 'labeled.json'));
+  t.ok(new Set(labeled.annotations.map((a) => a.category_id)).size >= 12, 'most of the fourteen appear in 30 images');
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'fixtures.json'), 'utf8'));
+  t.equal(manifest.skip_classes, 6, 'the manifest says so');
+  t.same(Object.keys(manifest.splits.labeled.per_class), labeled.categories.map((c) => c.name), 'counted per drawn class');
+  const stuff = readCoco(path.join(dir, 'annotations', 'labeled_entities.json')).categories.filter((c) => !c.isthing).map((c) => c.id);
+  t.same(stuff, [21, 22, 23], 'stuff after the twenty');
+});
+
 t.test('sizes, counts and variety', async (t) => {
   const dir = await make({ labeled: 60, unlabeled: 0, val: 0 });
   const coco = readCoco(path.join(dir, 'annotations', 'labeled.json'));
@@ -302,9 +320,10 @@ t.test('command line: --out required, a foreign directory refused, an old tree r
   t.equal(readFileSync(path.join(foreign, 'thesis.tex'), 'utf8'), 'precious', 'left alone');
   await t.rejects(run(['--out', tmp(), '--seed', '4294967296', '--quiet']), /--seed must be an integer from 0 to 4294967295/);
   await t.rejects(run(['--out', tmp(), '--labeled', '-1', '--quiet']), /--labeled must be a whole number/);
-  await t.rejects(run(['--out', tmp(), '--classes', '21', '--quiet']), /--classes \/ --class-tail \/ --unlabeled-classes: the class count must be 1-20, got 21/);
+  await t.rejects(run(['--out', tmp(), '--classes', '21', '--quiet']), /--classes \/ --class-tail \/ --unlabeled-classes \/ --skip-classes: the class count must be 1-20, got 21/);
   await t.rejects(run(['--out', tmp(), '--class-tail', '-0.5', '--quiet']), /the class tail must be 0-4, got -0.5/);
   await t.rejects(run(['--out', tmp(), '--unlabeled-classes', '0', '--quiet']), /the unlabeled split's class count must be 1-20, got 0/);
+  await t.rejects(run(['--out', tmp(), '--skip-classes', '6', '--quiet']), /--skip-classes: the skipped class count must be 0 to one less than the class count \(6\), got 6/);
   const dir = tmp();
   t.equal(await run(['--out', dir, '--labeled', '3', '--unlabeled', '0', '--val', '0', '--quiet']), 0);
   // As if interrupted: no manifest yet, but still recognisably ours.

@@ -8,9 +8,10 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { pipelineFile } from '../cli/options.js';
 import { isDefaultMix, unlabeledMix } from '../fixtures/scene.js';
+import { THING_CLASSES } from '../fixtures/shapes.js';
 import type { Profile } from './profile.js';
 
-export type StageKind = 'fixtures' | 'train' | 'pseudo-label' | 'select' | 'eval-agnostic';
+export type StageKind = 'fixtures' | 'pretrain' | 'train' | 'pseudo-label' | 'select' | 'eval-agnostic';
 
 export interface StageSpec {
   /** Readable name, unique in the plan, e.g. 'warmup/ca-ssl/seed-2'. */
@@ -88,7 +89,9 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
   };
   const common = { size: p.size, 'batch-size': p.batchSize };
   // data: which training set; from: the pipelines/<from>.yaml settings used.
-  const train = (id: string, o: { stage: 'labeler' | 'warmup' | 'finetune'; from: 'labeler' | 'warmup' | 'finetune'; steps: number; seed: number; data: 'labeled' | 'pseudo' | 'pseudo-coco'; deps?: Record<string, string>; init?: { parts: string[]; classifier: 'copy' | 'random'; lrScale: string[] } }): string => {
+  type TrainInit = { parts: string[]; classifier: 'copy' | 'random'; lrScale: string[] };
+  type TrainOpts = { stage: 'labeler' | 'warmup' | 'finetune'; from: 'labeler' | 'warmup' | 'finetune'; steps: number; seed: number; data: 'labeled' | 'pseudo' | 'pseudo-coco'; deps?: Record<string, string>; init?: TrainInit };
+  const trainCfg = (o: TrainOpts): Record<string, unknown> => {
     const config: Record<string, unknown> = {
       ...trainConfig(base(o.from), { ...common, stage: o.stage, steps: o.steps, seed: o.seed }),
       data: o.data,
@@ -99,7 +102,22 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
     // from scratch (the baselines) trains every part at the full rate.
     delete config['lr-scale'];
     if (o.init?.lrScale.length) config['lr-scale'] = o.init.lrScale;
-    return add({ id, kind: 'train', config, deps: { fixtures: 'fixtures', ...o.deps } });
+    return config;
+  };
+  // The pretrained start: a K-class detector on scenes of the shapes the
+  // experiment never uses (the paper's detectors start from an ImageNet
+  // backbone); every model that would start from scratch takes its backbone.
+  const usedClasses = Math.max(p.mix.count, unlabeledMix(p.mix).count);
+  let pretrain: string | undefined;
+  if (p.pretrainSteps > 0) {
+    const fixtures = { seed: 2, classes: THING_CLASSES.length, 'skip-classes': usedClasses, labeled: p.pretrainImages, unlabeled: 0, val: 200 };
+    pretrain = add({ id: 'pretrain', kind: 'pretrain', config: { ...trainCfg({ stage: 'finetune', from: 'finetune', steps: p.pretrainSteps, seed: 1, data: 'labeled' }), fixtures }, deps: {} });
+  }
+  const FROM_PRETRAIN: TrainInit = { parts: ['backbone'], classifier: 'random', lrScale: [] };
+  const train = (id: string, o: TrainOpts): string => {
+    const fromPretrain = pretrain !== undefined && o.deps?.init === undefined;
+    const deps = { fixtures: 'fixtures', ...o.deps, ...(fromPretrain ? { init: pretrain } : {}) };
+    return add({ id, kind: 'train', config: trainCfg(fromPretrain ? { ...o, init: FROM_PRETRAIN } : o), deps });
   };
   // What a finetune takes from its warmup: pipelines/finetune.yaml's choice.
   const ftBase = base('finetune');
@@ -129,8 +147,9 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
   const selCa = select('select/agnostic', pseudo, p.delta, 1, 'jsonl');
   const selCs = select('select/specific', pseudoK, p.delta, 1, 'coco');
 
+  const start = pretrain ? `from a backbone pretrained on ${THING_CLASSES.length - usedClasses} other shapes` : 'from scratch';
   const rows: Row[] = [
-    { key: 'baseline', warmupData: 'none (labeled GT only, from scratch)', seeds: [] },
+    { key: 'baseline', warmupData: `none (labeled GT only, ${start})`, seeds: [] },
     { key: 'ca-ssl', warmupData: `class-agnostic pseudo labels (δ = ${p.delta}) — CA-SSL`, seeds: [] },
     { key: 'cs-pseudo', warmupData: `class-specific pseudo labels (δ = ${p.delta})`, seeds: [] },
     { key: 'ca-gt', warmupData: 'class-agnostic GT of the labeled split', seeds: [] },
@@ -152,7 +171,7 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
     row('ca-gt').seeds.push({ seed, warmup: labeler, finetune: train(`finetune/ca-gt/${s}`, { stage: 'finetune', from: 'finetune', steps: p.finetuneSteps, seed, data: 'labeled', deps: { init: labeler }, init: FROM_WARMUP }) });
   }
   if (p.baselineLongSeeds.length > 0) {
-    const long: Row = { key: 'baseline-long', warmupData: `none, from scratch with ${p.warmupSteps + p.finetuneSteps} steps (= warmup + finetune)`, seeds: [] };
+    const long: Row = { key: 'baseline-long', warmupData: `none, ${start} with ${p.warmupSteps + p.finetuneSteps} steps (= warmup + finetune)`, seeds: [] };
     for (const seed of p.baselineLongSeeds) {
       long.seeds.push({ seed, finetune: train(`baseline-long/seed-${seed}`, { stage: 'finetune', from: 'finetune', steps: p.warmupSteps + p.finetuneSteps, seed, data: 'labeled' }) });
     }

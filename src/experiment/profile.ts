@@ -24,6 +24,14 @@ export interface Profile {
   galleryDeltas: number[];
   /** The fixtures' thing classes (casl fixtures --classes / --class-tail); default six, uniform. */
   mix: ClassMix;
+  /**
+   * Steps of a K-class detector on scenes of the other shapes (none of the
+   * experiment's classes), whose backbone starts every model that otherwise
+   * starts from scratch; 0: from scratch.
+   */
+  pretrainSteps: number;
+  /** Labeled images of those other shapes. */
+  pretrainImages: number;
 }
 
 const ints = { type: 'array', items: { type: 'integer' } };
@@ -50,6 +58,8 @@ const PROFILE_SCHEMA = {
     classes: { type: 'integer', minimum: 1, maximum: THING_CLASSES.length },
     'class-tail': { type: 'number', minimum: 0, maximum: 4 },
     'unlabeled-classes': { type: 'integer', minimum: 1, maximum: THING_CLASSES.length },
+    'pretrain-steps': { type: 'integer', minimum: 0 },
+    'pretrain-images': { type: 'integer', minimum: 1 },
   },
 };
 
@@ -97,11 +107,16 @@ export function loadProfile(file: string, name: string): Profile {
       tail: (o['class-tail'] as number | undefined) ?? DEFAULT_MIX.tail,
       unlabeled: o['unlabeled-classes'] as number | undefined,
     },
+    pretrainSteps: (o['pretrain-steps'] as number | undefined) ?? 0,
+    pretrainImages: (o['pretrain-images'] as number | undefined) ?? 2000,
   };
   for (const f of profile.sweepFractions) {
     if (!Number.isInteger(Math.round(1 / f)) || Math.abs(1 / f - Math.round(1 / f)) > 1e-9) {
       throw new UsageError(`${file}: profile '${name}': key 'sweep-fractions': ${f} is not 1/n (the subsets are image_id mod n = 0, nested: 1, 1/2, 1/4, …)`);
     }
+  }
+  if (profile.pretrainSteps > 0 && Math.max(profile.mix.count, profile.mix.unlabeled ?? 0) >= THING_CLASSES.length) {
+    throw new UsageError(`${file}: profile '${name}': pretrain-steps needs shapes the experiment does not use, but its fixtures use all ${THING_CLASSES.length}`);
   }
   if (profile.sweepSteps > 0 && profile.sweepDeltas.length + profile.sweepFractions.length === 0) {
     throw new UsageError(`${file}: profile '${name}': sweep-steps is ${profile.sweepSteps} but sweep-deltas and sweep-fractions are empty`);

@@ -98,7 +98,7 @@ export async function writeReport(o: ReportOptions): Promise<string> {
   const seen = new Set<string>();
   for (const s of r.stages) {
     const metrics = path.join(o.dir, s.dir, 'run/metrics.jsonl');
-    if (s.kind !== 'train' || !done(s) || seen.has(s.dir) || !existsSync(metrics)) continue;
+    if ((s.kind !== 'train' && s.kind !== 'pretrain') || !done(s) || seen.has(s.dir) || !existsSync(metrics)) continue;
     seen.add(s.dir);
     const m = /^(.*)\/seed-(\d+)$/.exec(s.id);
     points.push(...readCurve(metrics, m ? m[1] : s.id, m ? m[2] : '1'));

@@ -82,7 +82,7 @@ async function trainStage(s: StageSpec, dir: string, inputs: Record<string, stri
     'val-root': f.valRoot,
     out: path.join(dir, 'run'),
     // '' trains from scratch (the baselines, the K-class labeler).
-    ...(settings.stage === 'finetune' ? { init: inputs.init ? path.join(inputs.init, 'run/model') : '' } : {}),
+    ...(inputs.init ? { init: path.join(inputs.init, 'run/model') } : settings.stage === 'finetune' ? { init: '' } : {}),
     resume: true,
     quiet: true,
   };
@@ -154,14 +154,23 @@ async function evalAgnosticStage(s: StageSpec, dir: string, inputs: Record<strin
   writeFileSync(path.join(dir, 'eval.json'), JSON.stringify({ eval: { ...r.summary, images: r.images, detections: r.detections }, metric: 'AP^det-a' }, null, 2) + '\n');
 }
 
+/** casl fixtures into `dir`; `options` are its own (seed, the class mix when not the default, split sizes). */
+function makeFixtures(dir: string, options: Record<string, unknown>, logDir: string): Promise<void> {
+  return runCasl(['fixtures', '--out', dir, ...Object.entries(options).flatMap(([k, v]) => [`--${k}`, String(v)])], logDir, path.join(logDir, 'fixtures.stdout'));
+}
+
 export const caslExecutor: Executor = async (s, dir, inputs) => {
   switch (s.kind) {
     case 'fixtures':
       mkdirSync(path.dirname(dir), { recursive: true });
-      // The stage's config is casl fixtures' own options (seed, and the class mix when not the default).
-      await runCasl(['fixtures', '--out', dir, ...Object.entries(s.config).flatMap(([k, v]) => [`--${k}`, String(v)])],
-        path.dirname(dir), path.join(path.dirname(dir), 'fixtures.stdout'));
-      return;
+      return makeFixtures(dir, s.config, path.dirname(dir));
+    case 'pretrain': {
+      // Its own scenes (of the other shapes) in the stage directory, then the training on them.
+      const { fixtures, ...train } = s.config;
+      const fx = path.join(dir, 'fixtures');
+      if (!existsSync(path.join(fx, 'fixtures.json'))) await makeFixtures(fx, fixtures as Record<string, unknown>, dir);
+      return trainStage({ ...s, config: train }, dir, { fixtures: fx });
+    }
     case 'train': return trainStage(s, dir, inputs);
     case 'pseudo-label': return pseudoLabelStage(s, dir, inputs);
     case 'select': {

@@ -171,7 +171,7 @@ export function formatTable(r: Results): string {
     lines.push(`| ${row.warmupData} | ${n} | ${formatStat(row.warmupAPa)} | ${AP_KEYS.map((k) => formatStat(row.finetune[k])).join(' | ')} |`);
   }
   lines.push('');
-  lines.push(`Budget: S = ${p.size}, B = ${p.batchSize}; steps: labelers ${p.labelerSteps}, warmup ${p.warmupSteps}, finetune ${p.finetuneSteps} `
+  lines.push(`Budget: S = ${p.size}, B = ${p.batchSize}; steps: ${p.pretrainSteps ? `pretrain ${p.pretrainSteps} (${p.pretrainImages} images of other shapes; every model not started from a warmup starts from its backbone), ` : ''}labelers ${p.labelerSteps}, warmup ${p.warmupSteps}, finetune ${p.finetuneSteps} `
     + `(baseline ${p.finetuneSteps}: the finetune's steps, not the warmup's${p.baselineLongSeeds.length ? `; baseline-long ${p.warmupSteps + p.finetuneSteps}` : ''}); `
     + `unlabeled split: ${p.unlabeledShards > 1 ? `1 image in ${p.unlabeledShards}` : 'all of it'}; δ = ${p.delta}. `
     + `Wall time: ${hms(r.budget.stageSeconds)} of stage runs (${r.budget.stages} stages, each timed when it ran), this invocation ${hms(r.budget.invocationSeconds)} `

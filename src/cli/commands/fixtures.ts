@@ -15,7 +15,7 @@ function count(opts: Record<string, unknown>, key: string): number {
 export const command: Command = {
   name: 'fixtures',
   summary: 'make the synthetic scenes dataset (labeled, unlabeled and val splits, COCO JSON)',
-  usage: 'casl fixtures --out DIR [--seed S] [--labeled N] [--unlabeled M] [--val V] [--entities|--no-entities] [--classes K] [--class-tail A] [--unlabeled-classes N] [--montage PNG]',
+  usage: 'casl fixtures --out DIR [--seed S] [--labeled N] [--unlabeled M] [--val V] [--entities|--no-entities] [--classes K] [--class-tail A] [--unlabeled-classes N] [--skip-classes S] [--montage PNG]',
   example: 'casl fixtures --out data/fixtures --seed 1 --labeled 300 --unlabeled 3000 --val 300',
   pipeline: 'fixtures',
   options: {
@@ -27,6 +27,7 @@ export const command: Command = {
     entities: { type: 'boolean', help: 'also write {labeled,val}_entities.json and unlabeled_hidden_gt_entities.json: things and stuff (sky, ground, water)' },
     classes: { type: 'integer', help: `thing classes: the first K of ${THING_CLASSES.length} shapes (6: circle … star; more add look-alikes of those)` },
     'unlabeled-classes': { type: 'integer', help: 'the unlabeled split draws from the first N classes instead (N > --classes: objects of classes the labeled and val splits never name, as unlabeled images from another source have)' },
+    'skip-classes': { type: 'integer', help: 'never draw the first S of those classes: scenes of the other shapes only (e.g. --classes 20 --skip-classes 6, a pretraining set with none of the six)' },
     'class-tail': { type: 'number', help: 'how unevenly the classes appear: the i-th (from 1) with weight 1/i^A; 0 uniform, 1 long-tailed like COCO' },
     'jpeg-quality': { type: 'integer', help: 'JPEG quality of the JPEG share of the images (1-100)' },
     concurrency: { type: 'integer', help: 'images being encoded while the next one renders' },
@@ -43,9 +44,9 @@ export const command: Command = {
     const seed = opts.seed as number;
     // Seeds are hashed as 32-bit integers: larger ones would silently alias.
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be an integer from 0 to 4294967295, got ${seed}`);
-    const mix = { count: opts.classes as number, tail: opts['class-tail'] as number, unlabeled: opts['unlabeled-classes'] as number | undefined };
+    const mix = { count: opts.classes as number, tail: opts['class-tail'] as number, unlabeled: opts['unlabeled-classes'] as number | undefined, skip: opts['skip-classes'] as number | undefined };
     const mixProblem = classMixProblem(mix);
-    if (mixProblem) throw new UsageError(`--classes / --class-tail / --unlabeled-classes: ${mixProblem}`);
+    if (mixProblem) throw new UsageError(`--classes / --class-tail / --unlabeled-classes / --skip-classes: ${mixProblem}`);
     const problem = outProblem(out);
     if (problem) throw new UsageError(problem);
     const started = Date.now();
