@@ -4,6 +4,7 @@
 // warmup keep starting from it.
 import t from 'tap';
 import { mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pipelineFile } from '../src/cli/options.js';
 import { buildPlan } from '../src/experiment/plan.js';
@@ -57,6 +58,8 @@ t.test('the stages run: the pretrain makes its own scenes, and a labeler starts 
   t.ok(coco.annotations.every((a) => a.category_id > 6), 'none of the six');
   const preLog = readFileSync(path.join(preDir, 'log.txt'), 'utf8');
   t.match(preLog, /K = 14/, 'a fourteen-class detector');
+  const cores = os.availableParallelism();
+  t.match(preLog, new RegExp(`native \\w+, ${cores} threads?\\)`), `on every core (${cores}): nothing else can run yet`);
   t.match(readFileSync(path.join(preDir, 'config.yaml'), 'utf8'), /\ninit: ""\n/, 'from scratch');
 
   const labeler = plan.stages.find((s) => s.id === 'labeler')!;

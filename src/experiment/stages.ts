@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import os from 'node:os';
 import path from 'node:path';
 import fg from 'fast-glob';
 import { stringify as toYaml } from 'yaml';
@@ -39,13 +40,13 @@ export function signalStages(signal: NodeJS.Signals): number {
   return running.size;
 }
 
-/** Runs `casl ARGS`, stdout to `stdoutFile`, stderr appended to DIR/log.txt; rejects with the log's tail on failure. */
-export function runCasl(args: string[], dir: string, stdoutFile: string): Promise<void> {
+/** Runs `casl ARGS`, stdout to `stdoutFile`, stderr appended to DIR/log.txt; rejects with the log's tail on failure. `env` adds to this process's. */
+export function runCasl(args: string[], dir: string, stdoutFile: string, env: Record<string, string> = {}): Promise<void> {
   const logFile = path.join(dir, 'log.txt');
   const err = openSync(logFile, 'a');
   const out = openSync(stdoutFile, 'w');
   return new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, [CASL_BIN, ...args], { stdio: ['ignore', out, err], cwd: PROJECT_ROOT });
+    const child = spawn(process.execPath, [CASL_BIN, ...args], { stdio: ['ignore', out, err], cwd: PROJECT_ROOT, env: { ...process.env, ...env } });
     running.add(child);
     child.on('error', reject);
     child.on('exit', (code, signal) => {
@@ -66,7 +67,7 @@ async function* jsonl(file: string): AsyncGenerator<PredictionRecord> {
   }
 }
 
-async function trainStage(s: StageSpec, dir: string, inputs: Record<string, string>): Promise<void> {
+async function trainStage(s: StageSpec, dir: string, inputs: Record<string, string>, env: Record<string, string> = {}): Promise<void> {
   const f = fixturePaths(inputs.fixtures);
   const { data, ...settings } = s.config;
   const train = data === 'labeled' ? f.labeled : path.join(inputs.data, data === 'pseudo' ? 'pseudo.jsonl' : 'train.json');
@@ -88,7 +89,7 @@ async function trainStage(s: StageSpec, dir: string, inputs: Record<string, stri
   };
   const file = path.join(dir, 'config.yaml');
   writeFileSync(file, `# written by casl experiment for stage ${s.id}\n${toYaml(config)}`);
-  await runCasl(['train', '--config', file], dir, path.join(dir, 'result.json'));
+  await runCasl(['train', '--config', file], dir, path.join(dir, 'result.json'), env);
 }
 
 async function pseudoLabelStage(s: StageSpec, dir: string, inputs: Record<string, string>): Promise<void> {
@@ -165,11 +166,12 @@ export const caslExecutor: Executor = async (s, dir, inputs) => {
       mkdirSync(path.dirname(dir), { recursive: true });
       return makeFixtures(dir, s.config, path.dirname(dir));
     case 'pretrain': {
-      // Its own scenes (of the other shapes) in the stage directory, then the training on them.
+      // Its own scenes (of the other shapes) in the stage directory, then the
+      // training on them, on every core: every other training waits for it.
       const { fixtures, ...train } = s.config;
       const fx = path.join(dir, 'fixtures');
       if (!existsSync(path.join(fx, 'fixtures.json'))) await makeFixtures(fx, fixtures as Record<string, unknown>, dir);
-      return trainStage({ ...s, config: train }, dir, { fixtures: fx });
+      return trainStage({ ...s, config: train }, dir, { fixtures: fx }, { CASL_THREADS: String(os.availableParallelism()) });
     }
     case 'train': return trainStage(s, dir, inputs);
     case 'pseudo-label': return pseudoLabelStage(s, dir, inputs);
