@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { pipelineFile } from '../cli/options.js';
-import { isDefaultMix, unlabeledMix } from '../fixtures/scene.js';
+import { classesUsed, isDefaultMix, unlabeledMix } from '../fixtures/scene.js';
 import { THING_CLASSES } from '../fixtures/shapes.js';
 import type { Profile } from './profile.js';
 
@@ -107,7 +107,7 @@ export function buildPlan(p: Profile, base: BaseYaml = readBaseYaml): Plan {
   // The pretrained start: a K-class detector on scenes of the shapes the
   // experiment never uses (the paper's detectors start from an ImageNet
   // backbone); every model that would start from scratch takes its backbone.
-  const usedClasses = Math.max(p.mix.count, unlabeledMix(p.mix).count);
+  const usedClasses = classesUsed(p.mix);
   let pretrain: string | undefined;
   if (p.pretrainSteps > 0) {
     const fixtures = { seed: 2, classes: THING_CLASSES.length, 'skip-classes': usedClasses, labeled: p.pretrainImages, unlabeled: 0, val: 200 };

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { Ajv } from 'ajv';
 import { UsageError } from '../cli/command.js';
-import { type ClassMix, DEFAULT_MIX } from '../fixtures/scene.js';
+import { classesUsed, type ClassMix, DEFAULT_MIX } from '../fixtures/scene.js';
 import { THING_CLASSES } from '../fixtures/shapes.js';
 
 export interface Profile {
@@ -115,7 +115,7 @@ export function loadProfile(file: string, name: string): Profile {
       throw new UsageError(`${file}: profile '${name}': key 'sweep-fractions': ${f} is not 1/n (the subsets are image_id mod n = 0, nested: 1, 1/2, 1/4, …)`);
     }
   }
-  if (profile.pretrainSteps > 0 && Math.max(profile.mix.count, profile.mix.unlabeled ?? 0) >= THING_CLASSES.length) {
+  if (profile.pretrainSteps > 0 && classesUsed(profile.mix) >= THING_CLASSES.length) {
     throw new UsageError(`${file}: profile '${name}': pretrain-steps needs shapes the experiment does not use, but its fixtures use all ${THING_CLASSES.length}`);
   }
   if (profile.sweepSteps > 0 && profile.sweepDeltas.length + profile.sweepFractions.length === 0) {
